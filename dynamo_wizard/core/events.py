@@ -1,0 +1,59 @@
+"""Events the runner emits. The TUI, the headless CLI and the tests are only listeners."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Union
+
+StepStatus = Literal["pending", "running", "done", "skipped", "failed", "cancelled", "blocked"]
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step_id: str
+    title: str
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """One line of a step's output, already redacted."""
+
+    step_id: str
+    line: str
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    step_id: str
+    status: StepStatus  # done | skipped (already present) | failed | cancelled | blocked (a dependency failed)
+    elapsed: float = 0.0
+    error: str | None = None
+    fix: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ResourceRecorded:
+    """A ledger entry was written: intent before a create, created/adopted after, deleted after a delete."""
+
+    step_id: str
+    action: str
+    kind: str
+    name: str
+    resource_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    ok: bool
+    cancelled: bool = False
+    summary: str = ""
+    at: float = field(default_factory=time.time)
+
+
+Event = Union[StepStarted, StepOutput, StepFinished, ResourceRecorded, RunFinished]
+Listener = Callable[[Event], None]
