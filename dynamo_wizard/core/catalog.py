@@ -60,6 +60,50 @@ class Model:
 
 
 @dataclass(frozen=True)
+class GraphProfile:
+    """The shape of the DynamoGraphDeployment a release expects (service names, modules, labels, paths).
+
+    Defaults are release 1.0.x's (the upstream EKS guide); releases.yaml's `graph:` block overrides them.
+    """
+
+    frontend_service: str = "Frontend"
+    decode_service: str = "VllmDecodeWorker"
+    prefill_service: str = "VllmPrefillWorker"
+    frontend_module: str = "dynamo.frontend"
+    worker_module: str = "dynamo.vllm"
+    # The guide's EFA frontend runs the KV router; its agg/TCP frontends use the image's default command.
+    frontend_router_args: tuple[str, ...] = ("--router-mode", "kv", "--router-reset-states")
+    frontend_cpu: str = "8"
+    frontend_working_dir: str = "/workspace"
+    worker_working_dir: str = "/workspace/examples/backends/vllm"
+    efa_worker_working_dir: str = "/workspace"
+    efa_resource: str = "vpc.amazonaws.com/efa"
+    graph_name_label: str = "nvidia.com/dynamo-graph-deployment-name"
+    component_label: str = "nvidia.com/dynamo-component"
+    component_type_label: str = "nvidia.com/dynamo-component-type"
+    frontend_port: int = 8000
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "GraphProfile":
+        names = {
+            "frontendService": "frontend_service", "decodeService": "decode_service",
+            "prefillService": "prefill_service", "frontendModule": "frontend_module",
+            "workerModule": "worker_module", "frontendRouterArgs": "frontend_router_args",
+            "frontendCpu": "frontend_cpu", "frontendWorkingDir": "frontend_working_dir",
+            "workerWorkingDir": "worker_working_dir", "efaWorkerWorkingDir": "efa_worker_working_dir",
+            "efaResource": "efa_resource", "graphNameLabel": "graph_name_label",
+            "componentLabel": "component_label", "componentTypeLabel": "component_type_label",
+            "frontendPort": "frontend_port",
+        }
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in names:
+                raise ValueError(f"releases.yaml: unknown graph key {key!r}")
+            values[names[key]] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class ReleaseProfile:
     """Everything that depends on the Dynamo release (design section 2, 'Releases are profiles')."""
 
@@ -76,6 +120,9 @@ class ReleaseProfile:
     operator_deployment: str
     nats_statefulset: str
     nats_pvc: str
+    # Values passed to the platform chart (`helm upgrade --install ... -f values.yaml`).
+    helm_values: dict[str, Any] = field(default_factory=dict)
+    graph: GraphProfile = GraphProfile()
 
 
 @dataclass(frozen=True)
@@ -177,6 +224,8 @@ def load_catalog() -> Catalog:
             operator_deployment=r["operatorDeployment"],
             nats_statefulset=r["natsStatefulSet"],
             nats_pvc=r["natsPvc"],
+            helm_values=dict(r.get("helmValues") or {}),
+            graph=GraphProfile.from_dict(r.get("graph") or {}),
         )
         for r in rel_raw["releases"]
     }

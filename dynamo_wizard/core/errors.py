@@ -12,6 +12,11 @@ class Problem:
     field: str
     message: str
     fix: str = ""
+    severity: str = "error"  # "error" stops a render/apply; "warning" is shown and does not
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
         text = f"{self.field}: {self.message}" if self.field else self.message

@@ -48,6 +48,13 @@ class Mode(str, Enum):
         return self is not Mode.AGG
 
 
+# The Dynamo operator names a worker's Deployment `<graph>-<service, lower case>-<8 hex>`; with the longest
+# service name (vllmprefillworker) that stays within a 63-character DNS label when the graph name has at most
+# 36 characters. The default graph name falls back to a short mode suffix to stay within it.
+GRAPH_NAME_MAX = 36
+_MODE_SHORT = {Mode.AGG: "agg", Mode.DISAGG_EFA: "efa", Mode.DISAGG_TCP: "tcp"}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=False
@@ -299,7 +306,12 @@ class Plan(_Model):
     @property
     def graph_name(self) -> str:
         """The DynamoGraphDeployment name: unique per mode (the guide reused `vllm-disagg` for three)."""
-        return self.serving.graph_name or f"{self.deployment}-{self.serving.mode.value}"
+        if self.serving.graph_name:
+            return self.serving.graph_name
+        name = f"{self.deployment}-{self.serving.mode.value}"
+        if len(name) > GRAPH_NAME_MAX:  # the operator derives 63-character names from it; keep room
+            name = f"{self.deployment}-{_MODE_SHORT[self.serving.mode]}"
+        return name
 
     def to_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", by_alias=True, exclude_none=False)
