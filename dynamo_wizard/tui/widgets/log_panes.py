@@ -1,0 +1,291 @@
+"""One live log pane per step, fast under a flood (toolong's way).
+
+- Lines arrive from any thread (`LogPanes.write_line`, called by the runner's listener in its worker
+  thread) into a `LogBuffer`: no Textual message per line, which would swamp the event loop at 10,000
+  lines a second.
+- Every line goes straight to the step's log file on disk (the full log, whatever the screen keeps).
+- A timer moves what accumulated into the `Log` widgets at most `FLUSHES_PER_SECOND` times a second, one
+  `write_lines` per pane per flush, so the cost of rendering does not grow with the input rate.
+- Memory is bounded: a pane keeps `max_lines`, and lines waiting for the next flush are bounded too (the
+  oldest are dropped from the screen, never from the file).
+- `Log`, not `RichLog`: plain text lines are cheap to store and render.
+- Auto-scroll follows the end only while the view is at the end: scroll up to read and it stays put;
+  `end` follows again.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.widgets import Log
+
+FLUSHES_PER_SECOND = 20
+DEFAULT_MAX_LINES = 10_000
+TAIL_LINES = 40
+"""Lines kept per step for the failure summary, independent of the panes."""
+SHOWN_LINE_MAX = 2_000
+"""Characters of one line kept in memory for the screen (the file gets the whole line)."""
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def log_file_name(step_id: str) -> str:
+    return (_SAFE_NAME.sub("_", step_id).strip("._") or "step") + ".log"
+
+
+def display_path(path: Path, limit: int = 64) -> str:
+    """A path short enough for a border: home as ~, and the head elided (the file name matters most)."""
+    text = str(path)
+    home = str(Path.home())
+    if home not in ("", "/") and text.startswith(home + "/"):
+        text = "~" + text[len(home):]
+    return text if len(text) <= limit else "…" + text[-(limit - 1):]
+
+
+def _for_screen(line: str) -> str:
+    # Progress bars redraw with carriage returns; the screen shows the last state of the line.
+    if "\r" in line:
+        line = line.rstrip("\r").rsplit("\r", 1)[-1]
+    return line if len(line) <= SHOWN_LINE_MAX else line[:SHOWN_LINE_MAX] + "…"
+
+
+@dataclass
+class _StepLog:
+    path: Path
+    pending: deque[str]
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    file: IO[str] | None = None
+    lines_written: int = 0
+    dirty: bool = False
+
+
+class LogBuffer:
+    """Thread-safe sink for step output: every line to the step's file, a bounded backlog for the screen.
+
+    Knows nothing of Textual, so the headless CLI could write the same files with it.
+    """
+
+    def __init__(self, log_dir: Path, max_pending: int = DEFAULT_MAX_LINES) -> None:
+        self.log_dir = Path(log_dir)
+        self.max_pending = max_pending
+        self._lock = threading.Lock()
+        self._steps: dict[str, _StepLog] = {}
+        self._ready = False  # any step with lines waiting for the screen
+
+    def _step(self, step_id: str) -> _StepLog:
+        step = self._steps.get(step_id)
+        if step is None:
+            step = _StepLog(path=self.log_dir / log_file_name(step_id), pending=deque(maxlen=self.max_pending))
+            self._steps[step_id] = step
+        return step
+
+    def path(self, step_id: str) -> Path:
+        with self._lock:
+            return self._step(step_id).path
+
+    def start(self, step_id: str, title: str, at: float | None = None) -> None:
+        """Mark the start of a run of the step in its file (a resumed run appends to the same file)."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at if at is not None else time.time()))
+        with self._lock:
+            step = self._step(step_id)
+            self._open(step).write(f"=== {title}: started {stamp} ===\n")
+            step.dirty = True
+
+    def _open(self, step: _StepLog) -> IO[str]:
+        if step.file is None:
+            step.path.parent.mkdir(parents=True, exist_ok=True)
+            step.file = open(step.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (kept open)
+        return step.file
+
+    def append(self, step_id: str, line: str) -> None:
+        """One line of output (already redacted by the runner), from any thread."""
+        with self._lock:
+            step = self._step(step_id)
+            self._open(step).write(line + "\n")
+            step.lines_written += 1
+            step.dirty = True
+            shown = _for_screen(line)
+            step.pending.append(shown)
+            step.tail.append(shown)
+            self._ready = True
+
+    def extend(self, step_id: str, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(step_id, line)
+
+    def take(self) -> dict[str, list[str]]:
+        """Lines waiting for the screen, per step; flushes the files so they are current on disk."""
+        with self._lock:
+            taken: dict[str, list[str]] = {}
+            if self._ready:
+                for step_id, step in self._steps.items():
+                    if step.pending:
+                        taken[step_id] = list(step.pending)
+                        step.pending.clear()
+                self._ready = False
+            for step in self._steps.values():
+                if step.dirty and step.file is not None:
+                    step.file.flush()
+                    step.dirty = False
+            return taken
+
+    def tail(self, step_id: str, count: int = 10) -> list[str]:
+        with self._lock:
+            step = self._steps.get(step_id)
+            return list(step.tail)[-count:] if step else []
+
+    def lines_written(self, step_id: str) -> int:
+        with self._lock:
+            step = self._steps.get(step_id)
+            return step.lines_written if step else 0
+
+    def close(self) -> None:
+        with self._lock:
+            for step in self._steps.values():
+                if step.file is not None:
+                    step.file.close()
+                    step.file = None
+
+
+class StepLogPane(Log):
+    """A step's log: a `Log` whose border shows the step and where its full log is on disk."""
+
+    BINDINGS = [
+        Binding("end", "follow", "Follow", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    StepLogPane {
+        border: round $panel;
+        border-title-color: $primary;
+        border-subtitle-color: $text-muted;
+        background: $surface;
+        height: 1fr;
+        &:focus {
+            border: round $primary;
+        }
+    }
+    """
+
+    def __init__(self, step_id: str, title: str, path: Path, max_lines: int, **kwargs: object) -> None:
+        super().__init__(max_lines=max_lines, auto_scroll=True, **kwargs)  # type: ignore[arg-type]
+        self.step_id = step_id
+        self.log_path = path
+        self.border_title = title
+        self.border_subtitle = display_path(path)
+
+    def action_follow(self) -> None:
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+
+class LogPanes(Container):
+    """One `StepLogPane` per step, one shown at a time; fed from any thread through `write_line`."""
+
+    DEFAULT_CSS = """
+    LogPanes {
+        height: 1fr;
+        & > StepLogPane { display: none; }
+        & > StepLogPane.-shown { display: block; }
+    }
+    """
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        max_lines: int = DEFAULT_MAX_LINES,
+        buffer: LogBuffer | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.max_lines = max_lines
+        self.buffer = buffer or LogBuffer(log_dir, max_pending=max_lines)
+        self._panes: dict[str, StepLogPane] = {}
+        self._titles: dict[str, str] = {}
+        self.shown_step: str | None = None
+        self.flush_count = 0
+        """How many flushes moved lines to the screen (for tests and benchmarks)."""
+
+    def compose(self) -> ComposeResult:
+        return iter(())
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / FLUSHES_PER_SECOND, self.flush, name="log-panes-flush")
+
+    def on_unmount(self) -> None:
+        self.flush()
+        self.buffer.close()
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def add_step(self, step_id: str, title: str) -> StepLogPane:
+        """The pane of a step, made on first use (it is empty until the step writes)."""
+        pane = self._panes.get(step_id)
+        if pane is not None:
+            if title and title != self._titles.get(step_id):
+                self._titles[step_id] = title
+                pane.border_title = title
+            return pane
+        self._titles[step_id] = title or step_id
+        pane = StepLogPane(step_id, self._titles[step_id], self.buffer.path(step_id), self.max_lines)
+        self._panes[step_id] = pane
+        self.mount(pane)
+        if self.shown_step is None:
+            self.show(step_id)
+        return pane
+
+    def pane(self, step_id: str) -> StepLogPane | None:
+        return self._panes.get(step_id)
+
+    @property
+    def step_ids(self) -> list[str]:
+        return list(self._panes)
+
+    def show(self, step_id: str) -> None:
+        if step_id not in self._panes:
+            self.add_step(step_id, step_id)
+        if self.shown_step == step_id:
+            return
+        if self.shown_step is not None and self.shown_step in self._panes:
+            self._panes[self.shown_step].remove_class("-shown")
+        self.shown_step = step_id
+        self._panes[step_id].add_class("-shown")
+
+    def start_step(self, step_id: str, title: str, at: float | None = None) -> None:
+        """A step started: its pane exists and its file marks the start of this run."""
+        self.add_step(step_id, title)
+        self.buffer.start(step_id, title, at)
+
+    # -- lines ---------------------------------------------------------------------------------------
+
+    def write_line(self, step_id: str, line: str) -> None:
+        """Thread-safe: buffer a line for `step_id`; it reaches the file now and the screen at the next flush."""
+        self.buffer.append(step_id, line)
+
+    def flush(self) -> None:
+        """Move buffered lines into the panes: one `write_lines` per pane, however many lines arrived."""
+        taken = self.buffer.take()
+        if not taken:
+            return
+        self.flush_count += 1
+        for step_id, lines in taken.items():
+            pane = self._panes.get(step_id) or self.add_step(step_id, step_id)
+            pane.write_lines(lines)
+
+    def tail(self, step_id: str, count: int = 10) -> list[str]:
+        return self.buffer.tail(step_id, count)
+
+    def log_path(self, step_id: str) -> Path:
+        return self.buffer.path(step_id)

@@ -1,0 +1,213 @@
+"""The pods of the deployment's namespace, live: a DataTable keyed by pod uid, updated by diff.
+
+Changes from the watch collect in a `PodView` (core.podview, fed from the watch thread); a timer takes
+them at most `RENDERS_PER_SECOND` times a second and applies them inside `batch_update()`: new pods are
+added, changed cells are updated one by one, gone pods removed. Nothing is cleared and rebuilt, so 2,000
+pods with 1,000 events a second cost what changed, not what exists. Column widths are fixed (long reasons
+are cut), because a width that follows its content re-measures the whole column on every shrink.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from rich.style import Style
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from ...core.podview import PodRow, PodView, format_age
+
+RENDERS_PER_SECOND = 20
+Clock = Callable[[], float]
+
+# key, label, width
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("pod", "POD", 34),
+    ("ready", "READY", 5),
+    ("status", "STATUS", 17),
+    ("restarts", "RESTARTS", 8),
+    ("age", "AGE", 6),
+    ("reason", "LAST EVENT / REASON", 64),
+    ("node", "NODE", 19),
+    ("namespace", "NAMESPACE", 16),
+)
+_WIDTH = {key: width for key, _, width in COLUMNS}
+# column -> the PodRow fields its cell shows (a cell is updated only when one of them changed)
+_FIELDS: dict[str, tuple[str, ...]] = {
+    "pod": ("name",),
+    "ready": ("ready", "total"),
+    "status": ("status", "warning", "ready", "total"),
+    "restarts": ("restarts",),
+    "reason": ("reason", "warning"),
+    "node": ("node",),
+    "namespace": ("namespace",),
+}
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class PodTable(DataTable[Text]):
+    """Pods keyed by uid; `Pending` rows say why. Feed it with `attach(view)` or `apply_changes`."""
+
+    COMPONENT_CLASSES = {"pod-table--warning", "pod-table--ok", "pod-table--muted"}
+
+    DEFAULT_CSS = """
+    PodTable {
+        height: 1fr;
+        border: round $panel;
+        border-title-color: $primary;
+        border-subtitle-color: $text-muted;
+        &:focus { border: round $primary; }
+        & > .pod-table--warning { color: $warning; }
+        & > .pod-table--ok { color: $success; }
+        & > .pod-table--muted { color: $text-muted; }
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.time,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=False)
+        self.clock = clock
+        self.view: PodView | None = None
+        self.pods: dict[str, PodRow] = {}
+        self._ages: dict[str, str] = {}
+        self.render_batches = 0
+        """How many batches changed the table (for tests and benchmarks)."""
+        self.border_title = "Pods"
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, width=width, key=key)
+        early, self.pods = self.pods, {}
+        self.apply_changes(early)  # rows given before the columns existed
+        self._update_subtitle()
+        self.set_interval(1 / RENDERS_PER_SECOND, self.refresh_from_view, name="pod-table-diff")
+        self.set_interval(1.0, self.refresh_ages, name="pod-table-ages")
+
+    def attach(self, view: PodView) -> None:
+        """Follow a view the watch feeds; what it already holds is shown at the next render."""
+        self.view = view
+        self.apply_changes({row.uid: row for row in view.rows()})
+
+    # -- styles --------------------------------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        try:
+            return self.get_component_rich_style(f"pod-table--{name}", partial=True)
+        except Exception:  # before the stylesheet is ready (not mounted yet)
+            return Style()
+
+    def _cells(self, row: PodRow) -> dict[str, Text]:
+        warn = self._style("warning")
+        ok = self._style("ok")
+        muted = self._style("muted")
+        status_style = warn if row.warning else ok if row.status in ("Running", "Completed") and row.ready == row.total else Style()
+        ready_style = ok if row.total and row.ready == row.total else Style()
+        return {
+            "pod": Text(_fit(row.name, _WIDTH["pod"])),
+            "ready": Text(row.ready_text, style=ready_style),
+            "status": Text(_fit(row.status, _WIDTH["status"]), style=status_style),
+            "restarts": Text(str(row.restarts), style=warn if row.restarts else Style()),
+            "age": Text(self._age(row)),
+            "reason": Text(_fit(row.reason, _WIDTH["reason"]), style=warn if row.warning else muted),
+            "node": Text(_fit(row.node or "—", _WIDTH["node"]), style=Style() if row.node else muted),
+            "namespace": Text(_fit(row.namespace, _WIDTH["namespace"]), style=muted),
+        }
+
+    def _age(self, row: PodRow) -> str:
+        return format_age(self.clock() - row.created_at) if row.created_at is not None else ""
+
+    # -- diff ----------------------------------------------------------------------------------------
+
+    def refresh_from_view(self) -> None:
+        if self.view is None:
+            return
+        changes = self.view.take_changes()
+        if changes:
+            self.apply_changes(changes)
+
+    def apply_changes(self, changes: Mapping[str, PodRow | None]) -> None:
+        """Apply uid -> row (None: gone) as a diff, in one batch: one render whatever the count."""
+        if not changes or not self.columns:
+            if changes and not self.columns:  # not mounted yet: keep them for the first render
+                for uid, row in changes.items():
+                    if row is None:
+                        self.pods.pop(uid, None)
+                    else:
+                        self.pods[uid] = row
+            return
+        with self.app.batch_update():
+            for uid, row in changes.items():
+                old = self.pods.get(uid)
+                if row is None:
+                    if old is not None:
+                        del self.pods[uid]
+                        self._ages.pop(uid, None)
+                        try:
+                            self.remove_row(uid)
+                        except RowDoesNotExist:
+                            pass
+                    continue
+                self.pods[uid] = row
+                if old is None or uid not in self.rows:
+                    cells = self._cells(row)
+                    self._ages[uid] = cells["age"].plain
+                    self.add_row(*(cells[key] for key, _, _ in COLUMNS), key=uid)
+                    continue
+                if old == row:
+                    continue
+                changed = [key for key, fields in _FIELDS.items() if any(getattr(old, f) != getattr(row, f) for f in fields)]
+                if changed:
+                    cells = self._cells(row)
+                    for key in changed:
+                        self.update_cell(uid, key, cells[key])
+            self.render_batches += 1
+            self._update_subtitle()
+
+    def set_rows(self, rows: Iterable[PodRow]) -> None:
+        """Show exactly these rows (a full snapshot), still applied as a diff."""
+        fresh = {row.uid: row for row in rows}
+        changes: dict[str, PodRow | None] = {uid: None for uid in self.pods if uid not in fresh}
+        changes.update(fresh)
+        self.apply_changes(changes)
+
+    def refresh_ages(self) -> None:
+        """Once a second: ages move; only cells whose text changed are touched."""
+        if not self.pods or not self.columns:
+            return
+        with self.app.batch_update():
+            for uid, row in self.pods.items():
+                age = self._age(row)
+                if self._ages.get(uid) != age:
+                    self._ages[uid] = age
+                    try:
+                        self.update_cell(uid, "age", Text(age))
+                    except Exception:  # the row is being replaced in this very tick
+                        pass
+
+    def _update_subtitle(self) -> None:
+        total = len(self.pods)
+        if not total:
+            self.border_subtitle = "no pods yet"
+            return
+        ready = sum(1 for p in self.pods.values() if p.total and p.ready == p.total and p.status == "Running")
+        pending = sum(1 for p in self.pods.values() if p.phase == "Pending")
+        parts = [f"{total} pods", f"{ready} ready"]
+        if pending:
+            parts.append(f"{pending} pending")
+        self.border_subtitle = " · ".join(parts)
+
+    # -- queries (tests, headless) -------------------------------------------------------------------
+
+    def row_texts(self, uid: str) -> dict[str, str]:
+        return {key: self.get_cell(uid, key).plain for key, _, _ in COLUMNS}
