@@ -353,7 +353,9 @@ class OwnedAws:
         for page in self.ec2.get_paginator("describe_tags").paginate(
                 Filters=[{"Name": "key", "Values": [TAG_KEY]}, {"Name": "value", "Values": [deployment]}]):
             for tag in page.get("Tags", []):
-                left.append(f"{tag.get('ResourceType')}:{tag.get('ResourceId')}")
+                rtype, rid = str(tag.get("ResourceType")), str(tag.get("ResourceId"))
+                if self._ec2_exists(rtype, rid):
+                    left.append(f"{rtype}:{rid}")
         for page in self.efs.get_paginator("describe_file_systems").paginate():
             for fs in page.get("FileSystems", []):
                 if _tags(fs.get("Tags")).get(TAG_KEY) == deployment and fs.get("LifeCycleState") != "deleted":
@@ -375,6 +377,37 @@ class OwnedAws:
                 if stack.get("StackStatus") != "DELETE_COMPLETE" and _tags(stack.get("Tags")).get(TAG_KEY) == deployment:
                     left.append(f"cfn-stack:{stack['StackName']}")
         return sorted(left)
+
+    # The tag index can lag behind a delete (moto keeps the tags of a deleted group; AWS may for a
+    # while): confirm the resource itself is still there for the types we know how to look up.
+    _EC2_LOOKUPS: dict[str, tuple[str, str, str]] = {
+        "security-group": ("describe_security_groups", "GroupIds", "SecurityGroups"),
+        "vpc": ("describe_vpcs", "VpcIds", "Vpcs"),
+        "subnet": ("describe_subnets", "SubnetIds", "Subnets"),
+        "internet-gateway": ("describe_internet_gateways", "InternetGatewayIds", "InternetGateways"),
+        "natgateway": ("describe_nat_gateways", "NatGatewayIds", "NatGateways"),
+        "route-table": ("describe_route_tables", "RouteTableIds", "RouteTables"),
+        "network-interface": ("describe_network_interfaces", "NetworkInterfaceIds", "NetworkInterfaces"),
+        "elastic-ip": ("describe_addresses", "AllocationIds", "Addresses"),
+        "instance": ("describe_instances", "InstanceIds", "Reservations"),
+    }
+
+    def _ec2_exists(self, resource_type: str, resource_id: str) -> bool:
+        lookup = self._EC2_LOOKUPS.get(resource_type)
+        if lookup is None:
+            return True
+        method, param, key = lookup
+        try:
+            found = getattr(self.ec2, method)(**{param: [resource_id]}).get(key, [])
+        except Exception as err:  # noqa: BLE001
+            if ".NotFound" in _error_code(err) or "NotFound" in _error_code(err):
+                return False
+            raise
+        if resource_type == "natgateway":
+            return any(g.get("State") not in ("deleted", "deleting", "failed") for g in found)
+        if resource_type == "instance":
+            return any(i.get("State", {}).get("Name") != "terminated" for r in found for i in r.get("Instances", []))
+        return bool(found)
 
     # Deletion --------------------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import kmock
 from kmock._internal import parsing
@@ -42,7 +43,7 @@ class KmockThread:
         self.url = ""
         self.k: Any = None
 
-    def start(self) -> "KmockThread":
+    def start(self) -> KmockThread:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self.thread.start()
         if not self.ready.wait(15):
@@ -66,5 +67,6 @@ class KmockThread:
             await self.stop_event.wait()
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(5)
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+            self.thread.join(5)
