@@ -73,6 +73,18 @@ NC_SUBNETS_PLACEHOLDER_TERM = {"tags": {PLACEHOLDER_TAG_KEY: "copy-subnetSelecto
 NC_SG_PLACEHOLDER_TERM = {"tags": {PLACEHOLDER_TAG_KEY: "copy-securityGroupSelectorTerms-of-NodeClass-default"}}
 FILL_ANNOTATION = "dynamo-wizard/fill-at-apply"
 
+# EFS names (the runbook and the provisioning steps look the file system up by creation token first).
+EFS_SECURITY_GROUP_NAME = "dynamo-efs-sg"
+
+
+def efs_creation_token(plan: Plan) -> str:
+    return f"dynamo-wizard-{plan.deployment}"
+
+
+def efs_name_tag(plan: Plan) -> str:
+    return f"dynamo-efs-{plan.deployment}"
+
+
 # Zone ids where EKS has no control plane (AWS EKS user guide); names differ per account, ids do not.
 EKS_UNSUPPORTED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "cac1-az3"})
 

@@ -467,3 +467,52 @@ def coverage(schemas_dir: Path | None, kubernetes_version: str | None = None) ->
             skipped.append(f"{key[1]} {key[0]}: no CRD or schema for it under {schemas_dir}")
     skipped.append("CEL rules (x-kubernetes-validations) of the CRDs: not evaluated offline")
     return Coverage(tuple(ran), tuple(skipped + schema_set.notes))
+
+
+# Render and check, in one call (the render/validate commands and the review screen) --------------
+
+
+@dataclass(frozen=True)
+class CheckedRender:
+    """A plan's rendered files with everything known to be wrong with them (errors and warnings)."""
+
+    files: tuple[Any, ...]  # manifests.RenderedFile, in apply order; empty when the plan has errors
+    runbook: str
+    plan_yaml: str
+    problems: tuple[Problem, ...]
+    coverage: Coverage
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    def outputs(self) -> list[tuple[str, str, bool]]:
+        """(relative path, text, executable) of every file `render` writes."""
+        out = [(f.name, f.text(), False) for f in self.files]
+        if self.files:
+            out.append(("plan.yaml", self.plan_yaml, False))
+            out.append(("runbook.sh", self.runbook, True))
+        return out
+
+
+def render_and_check(plan: Any, catalog: Any, schemas_dir: Path | None, facts: Any = None) -> CheckedRender:
+    """The plan rules, then (when they pass) every file rendered and validated, and the runbook."""
+    from . import manifests, rules, runbook  # here: manifests and rules do not depend on this module
+
+    version = plan.cluster.kubernetes_version
+    cover = coverage(schemas_dir, version)
+    problems = list(rules.check_plan(plan, catalog))
+    if any(p.is_error for p in problems):
+        return CheckedRender((), "", plan.to_yaml(), tuple(problems), cover)
+    ctx = manifests.RenderContext(catalog, facts or manifests.ClusterFacts())
+    files = manifests.render_all(plan, ctx)
+    problems += validate_rendered(files, schemas_dir, version)
+    problems += rules.check_rendered(plan, files, catalog)
+    text = runbook.build_runbook(plan, files, manifests.release_profile(plan, catalog))
+    if any(p.is_error for p in problems):
+        return CheckedRender((), "", plan.to_yaml(), tuple(problems), cover)
+    return CheckedRender(tuple(files), text, plan.to_yaml(), tuple(problems), cover)
