@@ -171,6 +171,9 @@ class StepLogPane(Log):
         border-subtitle-color: $text-muted;
         background: $surface;
         height: 1fr;
+        overflow-x: auto;
+        overflow-y: scroll;
+        scrollbar-size-vertical: 1;
         &:focus {
             border: round $primary;
         }
@@ -183,6 +186,20 @@ class StepLogPane(Log):
         self.log_path = path
         self.border_title = title
         self.border_subtitle = display_path(path)
+
+    following = True
+    """The view is at the end and stays there as lines come (false once the user scrolls up)."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if self.size.height:
+            self.following = new_value >= self.max_scroll_y
+
+    def on_resize(self) -> None:
+        # The border shows what fits: the path's tail (the file name) is what matters.
+        self.border_subtitle = display_path(self.log_path, max(16, self.size.width - 6))
+        if self.following:  # shown again, or made smaller: still at the end
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def action_follow(self) -> None:
         self.scroll_end(animate=False, immediate=True, x_axis=False)

@@ -15,24 +15,27 @@ from collections.abc import Callable, Iterable, Mapping
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
 from ...core.podview import PodRow, PodView, format_age
 
 RENDERS_PER_SECOND = 20
 Clock = Callable[[], float]
 
-# key, label, width
+# key, label, width. The reason gets what the others leave of the visible width (see on_resize); node
+# and namespace, the same for many pods, come after it.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("pod", "POD", 34),
+    ("pod", "POD", 28),
     ("ready", "READY", 5),
-    ("status", "STATUS", 17),
-    ("restarts", "RESTARTS", 8),
-    ("age", "AGE", 6),
-    ("reason", "LAST EVENT / REASON", 64),
+    ("status", "STATUS", 16),
+    ("restarts", "RST", 3),
+    ("age", "AGE", 5),
+    ("reason", "LAST EVENT / REASON", 48),
     ("node", "NODE", 19),
     ("namespace", "NAMESPACE", 16),
 )
+REASON_MIN_WIDTH = 24
+_BEFORE_REASON = ("pod", "ready", "status", "restarts", "age")
 _WIDTH = {key: width for key, _, width in COLUMNS}
 # column -> the PodRow fields its cell shows (a cell is updated only when one of them changed)
 _FIELDS: dict[str, tuple[str, ...]] = {
@@ -48,6 +51,14 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _fit_middle(text: str, width: int) -> str:
+    """Pod names differ at the end (replica set hash, pod suffix): keep both ends."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 class PodTable(DataTable[Text]):
@@ -88,11 +99,29 @@ class PodTable(DataTable[Text]):
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             self.add_column(label, width=width, key=key)
+        self._fit_reason_column()
         early, self.pods = self.pods, {}
         self.apply_changes(early)  # rows given before the columns existed
         self._update_subtitle()
         self.set_interval(1 / RENDERS_PER_SECOND, self.refresh_from_view, name="pod-table-diff")
         self.set_interval(1.0, self.refresh_ages, name="pod-table-ages")
+
+    def on_resize(self) -> None:
+        self._fit_reason_column()
+
+    def _fit_reason_column(self) -> None:
+        """The reason column takes the visible width the columns before it leave."""
+        column = self.columns.get(ColumnKey("reason"))
+        if column is None:
+            return
+        padding = 2 * self.cell_padding
+        before = sum(width + padding for key, _, width in COLUMNS if key in _BEFORE_REASON)
+        width = max(REASON_MIN_WIDTH, self.scrollable_content_region.width - before - padding)
+        if column.width != width:
+            column.width = width
+            self._require_update_dimensions = True
+            self._update_count += 1
+            self.refresh(layout=True)
 
     def attach(self, view: PodView) -> None:
         """Follow a view the watch feeds; what it already holds is shown at the next render."""
@@ -114,12 +143,12 @@ class PodTable(DataTable[Text]):
         status_style = warn if row.warning else ok if row.status in ("Running", "Completed") and row.ready == row.total else Style()
         ready_style = ok if row.total and row.ready == row.total else Style()
         return {
-            "pod": Text(_fit(row.name, _WIDTH["pod"])),
+            "pod": Text(_fit_middle(row.name, _WIDTH["pod"])),
             "ready": Text(row.ready_text, style=ready_style),
             "status": Text(_fit(row.status, _WIDTH["status"]), style=status_style),
             "restarts": Text(str(row.restarts), style=warn if row.restarts else Style()),
             "age": Text(self._age(row)),
-            "reason": Text(_fit(row.reason, _WIDTH["reason"]), style=warn if row.warning else muted),
+            "reason": Text(row.reason, style=warn if row.warning else muted, no_wrap=True, overflow="ellipsis"),
             "node": Text(_fit(row.node or "—", _WIDTH["node"]), style=Style() if row.node else muted),
             "namespace": Text(_fit(row.namespace, _WIDTH["namespace"]), style=muted),
         }

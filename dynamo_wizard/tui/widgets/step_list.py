@@ -17,10 +17,10 @@ Clock = Callable[[], float]
 
 # status -> (icon, style of the icon, label used instead of an elapsed time)
 _LOOK: dict[str, tuple[str, str, str]] = {
-    "pending": ("·", "$text-muted", ""),
-    "running": ("▶", "$primary bold", ""),
+    "pending": ("·", "dim", ""),
+    "running": ("▶", "$accent bold", ""),
     "done": ("✓", "$success bold", ""),
-    "skipped": ("✓", "$text-muted", "present"),
+    "skipped": ("✓", "dim", "present"),
     "failed": ("✗", "$error bold", "failed"),
     "blocked": ("⊘", "$warning", "blocked"),
     "cancelled": ("■", "$warning", "stopped"),
@@ -108,13 +108,9 @@ class StepList(OptionList):
         title_room = max(8, int(width) - 2 - len(right) - 1)
         title = state.title if len(state.title) <= title_room else state.title[: title_room - 1] + "…"
         pad = " " * max(1, int(width) - 2 - len(title) - len(right))
-        right_style = {
-            "running": "$primary",
-            "failed": "$error",
-            "blocked": "$warning",
-            "cancelled": "$warning",
-        }.get(state.status, "$text-muted")
-        title_style = "$text-muted" if state.status in ("pending", "skipped", "blocked") else ""
+        # No colour that could vanish on the highlight bar: only the icon is coloured.
+        right_style = "bold" if state.status == "running" else "dim"
+        title_style = "dim" if state.status in ("pending", "skipped", "blocked") else ""
         return Content.assemble((icon, style), " ", (title, title_style), pad, (right, right_style))
 
     def _render_state(self, step_id: str) -> None:
