@@ -640,12 +640,22 @@ def frontend_service_name(plan: Plan, profile: ReleaseProfile) -> str:
 
 
 def nodes_needed(plan: Plan, itype: InstanceType) -> int:
-    """GPU nodes the graph needs at the least (each role packed on its own nodes when kept apart)."""
-    total = 0
-    for spec in plan.serving.workers().values():
-        workers_per_node = max(1, itype.gpus // spec.gpus)
-        total += math.ceil(spec.replicas / workers_per_node)
-    return total
+    """GPU nodes the workers need at the least: each role on its own nodes when the graph keeps prefill and
+    decode apart strictly, else all workers packed together (first fit, largest first)."""
+    workers = plan.serving.workers()
+    if plan.serving.mode.disaggregated and _workers_fit_one_node_each(plan, itype):
+        return sum(math.ceil(spec.replicas / max(1, itype.gpus // spec.gpus)) for spec in workers.values())
+    free: list[int] = []  # free GPUs per node
+    sizes = sorted((min(spec.gpus, itype.gpus) for spec in workers.values() for _ in range(spec.replicas)),
+                   reverse=True)
+    for size in sizes:
+        for i, left in enumerate(free):
+            if left >= size:
+                free[i] -= size
+                break
+        else:
+            free.append(max(0, itype.gpus - size))
+    return len(free)
 
 
 # Everything ---------------------------------------------------------------------------------------
