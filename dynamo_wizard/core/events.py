@@ -14,6 +14,7 @@ class StepStarted:
     step_id: str
     title: str
     at: float = field(default_factory=time.time)
+    log_path: str | None = None  # the step's full log on disk
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class StepFinished:
     error: str | None = None
     fix: str | None = None
     at: float = field(default_factory=time.time)
+    summary: str = ""  # one line on what the step did or found (e.g. "adopted cluster demo (ACTIVE)")
 
 
 @dataclass(frozen=True)
@@ -55,5 +57,25 @@ class RunFinished:
     at: float = field(default_factory=time.time)
 
 
-Event = Union[StepStarted, StepOutput, StepFinished, ResourceRecorded, RunFinished]
+@dataclass(frozen=True)
+class StepDescription:
+    """A step as the runner will run it (sent in RunStarted, before anything runs)."""
+
+    step_id: str
+    title: str
+    deps: tuple[str, ...] = ()
+    timeout: float = 0.0
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """The run begins: every step in graph order, and the directory holding one log file per step."""
+
+    steps: tuple[StepDescription, ...] = ()
+    log_dir: str = ""
+    at: float = field(default_factory=time.time)
+
+
+Event = Union[RunStarted, StepStarted, StepOutput, StepFinished, ResourceRecorded, RunFinished]
 Listener = Callable[[Event], None]
