@@ -185,6 +185,9 @@ def scheduling_cause(message: str) -> str:
     """'0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: ...' -> 'Insufficient nvidia.com/gpu'."""
     low = message.lower()
     causes = [label for needle, label in _SCHEDULING_CAUSES if needle in low]
+    if len(causes) > 1 and "untolerated taint" in causes:
+        # On Auto Mode the tainted nodes are the system ones: noise beside the real cause.
+        causes.remove("untolerated taint")
     if causes:
         return ", ".join(dict.fromkeys(causes))
     head = message.split(" preemption:", 1)[0].rstrip(". ")

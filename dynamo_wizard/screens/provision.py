@@ -431,6 +431,8 @@ class ProvisionScreen(Screen[None]):
         event = message.event
         steps = self.step_list
         if isinstance(event, StepStarted):
+            if self.started_at is None or event.at < self.started_at:
+                self.started_at = event.at  # the run began with its first step
             steps.step_started(event.step_id, event.title, event.at)
             self.log_panes.add_step(event.step_id, event.title)
             if self._following:

@@ -20,7 +20,7 @@ def test_pending_pod_says_insufficient_gpu_and_that_a_node_is_launching() -> Non
     )
     (row,) = rows
     assert row.status == "Pending" and row.node == "" and row.ready_text == "0/1"
-    assert row.reason.startswith("Insufficient nvidia.com/gpu, untolerated taint")
+    assert row.reason.startswith("Insufficient nvidia.com/gpu;")
     assert "node launching (nodeclaim/gpu-ggsvc)" in row.reason
     assert row.warning
 

@@ -195,11 +195,26 @@ class StepLogPane(Log):
         if self.size.height:
             self.following = new_value >= self.max_scroll_y
 
+    def append_lines(self, lines: list[str]) -> None:
+        """One batch of lines; the view stays at the end while following."""
+        self.write_lines(lines, scroll_end=False)
+        if self.following:
+            self._stay_at_end()
+            # The batch may bring a horizontal scrollbar that takes a row: look again after the layout.
+            self.call_after_refresh(self._stay_at_end)
+
+    def _stay_at_end(self) -> None:
+        if self.following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
+        self.call_after_refresh(self._stay_at_end)
+
     def on_resize(self) -> None:
         # The border shows what fits: the path's tail (the file name) is what matters.
         self.border_subtitle = display_path(self.log_path, max(16, self.size.width - 6))
-        if self.following:  # shown again, or made smaller: still at the end
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self._stay_at_end()  # shown again, or made smaller: still at the end
+        self.call_after_refresh(self._stay_at_end)
 
     def action_follow(self) -> None:
         self.scroll_end(animate=False, immediate=True, x_axis=False)
@@ -299,7 +314,7 @@ class LogPanes(Container):
         self.flush_count += 1
         for step_id, lines in taken.items():
             pane = self._panes.get(step_id) or self.add_step(step_id, step_id)
-            pane.write_lines(lines)
+            pane.append_lines(lines)
 
     def tail(self, step_id: str, count: int = 10) -> list[str]:
         return self.buffer.tail(step_id, count)

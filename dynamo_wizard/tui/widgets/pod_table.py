@@ -25,9 +25,9 @@ Clock = Callable[[], float]
 # key, label, width. The reason gets what the others leave of the visible width (see on_resize); node
 # and namespace, the same for many pods, come after it.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
-    ("pod", "POD", 28),
+    ("pod", "POD", 26),
     ("ready", "READY", 5),
-    ("status", "STATUS", 16),
+    ("status", "STATUS", 17),
     ("restarts", "RST", 3),
     ("age", "AGE", 5),
     ("reason", "LAST EVENT / REASON", 48),
