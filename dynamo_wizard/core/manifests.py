@@ -27,6 +27,8 @@ from .catalog import Catalog, InstanceType, ReleaseProfile, parse_memory_gib
 from .errors import PlanError, Problem
 from .plan import Mode, Plan, WorkerSpec
 
+_SafeDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
 # Labels every Kubernetes object carries (design section 2), so cleanup and the pod table can find them.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dynamo-wizard"
@@ -121,7 +123,9 @@ class RenderedFile:
             if len(self.documents) != 1:
                 raise ValueError(f"{self.name}: a JSON file holds exactly one document")
             return json.dumps(self.documents[0], indent=2, ensure_ascii=False) + "\n"
-        return yaml.safe_dump_all(list(self.documents), sort_keys=False, allow_unicode=True, width=120)
+        # yaml.safe_dump_all, with libyaml's emitter when present (same safe representer, ~10x faster).
+        return yaml.dump_all(list(self.documents), Dumper=_SafeDumper, sort_keys=False, allow_unicode=True,
+                             width=120)
 
 
 # Helpers ------------------------------------------------------------------------------------------
