@@ -37,7 +37,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..core.catalog import Catalog, load_catalog
-from ..core.events import Event, Listener, ResourceRecorded, RunFinished, StepFinished, StepOutput, StepStarted
+from ..core.events import (
+    Event,
+    Listener,
+    ResourceRecorded,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
 from ..core.inventory import CapacityReservation
 from ..core.paths import logs_dir
 from ..core.plan import Plan
@@ -412,10 +421,12 @@ class ProvisionScreen(Screen[None]):
         if isinstance(event, StepOutput):
             buffer.append(event.step_id, redact(event.line))
             return
-        if isinstance(event, StepStarted):
+        if isinstance(event, RunStarted) and event.log_dir:
+            buffer.use_files_of(Path(event.log_dir))  # the runner writes the full logs itself
+        elif isinstance(event, StepStarted):
+            if event.log_path:
+                buffer.set_path(event.step_id, Path(event.log_path))
             buffer.start(event.step_id, event.title, event.at)
-        elif isinstance(event, StepFinished) and event.status in ("failed", "cancelled", "blocked") and event.error:
-            buffer.append(event.step_id, redact(f"{event.status}: {event.error}"))
         elif isinstance(event, RunFinished):
             self._run_finished_seen = True
         self.post_message(self.RunEvent(event, run_number))
@@ -430,11 +441,17 @@ class ProvisionScreen(Screen[None]):
             return  # from an earlier attempt
         event = message.event
         steps = self.step_list
-        if isinstance(event, StepStarted):
+        if isinstance(event, RunStarted):
+            steps.set_steps((d.step_id, d.title) for d in event.steps)
+            for d in event.steps:
+                self.log_panes.add_step(d.step_id, d.title)
+        elif isinstance(event, StepStarted):
             if self.started_at is None or event.at < self.started_at:
                 self.started_at = event.at  # the run began with its first step
             steps.step_started(event.step_id, event.title, event.at)
             self.log_panes.add_step(event.step_id, event.title)
+            if event.log_path:
+                self.log_panes.set_log_path(event.step_id, Path(event.log_path))
             if self._following:
                 steps.follow(event.step_id)
                 self.log_panes.show(event.step_id)

@@ -46,6 +46,7 @@ def failing_events() -> list[Any]:
         StepStarted("platform", "Dynamo platform"),
         *[StepOutput("platform", f"helm: line {i}") for i in range(20)],
         StepOutput("platform", "Error: INSTALLATION FAILED: chart dynamo-platform-9.9.9 not found"),
+        StepOutput("platform", "failed: helm upgrade --install exited 1"),
         StepFinished("platform", "failed", elapsed=41.0, error="helm upgrade --install exited 1",
                      fix="use a Dynamo release that exists (dynamo.release in the plan)"),
         StepFinished("efs", "done", elapsed=50.0),

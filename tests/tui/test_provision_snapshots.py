@@ -108,6 +108,8 @@ def test_snapshot_failed(snap_compare: Any) -> None:
     events = [
         *_prefix(),
         StepOutput("platform", "Error: INSTALLATION FAILED: timed out waiting for the condition"),
+        StepOutput("platform", "failed: the platform did not become ready in 5 minutes: "
+                               "dynamo-platform-nats-0 is Pending"),
         StepFinished("platform", "failed", elapsed=301.0,
                      error="the platform did not become ready in 5 minutes: dynamo-platform-nats-0 is Pending",
                      fix="the NATS volume needs a default StorageClass; check `kubectl get sc`, then retry"),

@@ -75,9 +75,11 @@ class LogBuffer:
     Knows nothing of Textual, so the headless CLI could write the same files with it.
     """
 
-    def __init__(self, log_dir: Path, max_pending: int = DEFAULT_MAX_LINES) -> None:
+    def __init__(self, log_dir: Path, max_pending: int = DEFAULT_MAX_LINES, write_files: bool = True) -> None:
         self.log_dir = Path(log_dir)
         self.max_pending = max_pending
+        self.write_files = write_files
+        """False when the producer writes the files itself (core.runner does): then paths are its paths."""
         self._lock = threading.Lock()
         self._steps: dict[str, _StepLog] = {}
         self._ready = False  # any step with lines waiting for the screen
@@ -93,10 +95,28 @@ class LogBuffer:
         with self._lock:
             return self._step(step_id).path
 
+    def use_files_of(self, log_dir: Path) -> None:
+        """The producer writes the full logs itself, one file per step in `log_dir`: stop writing ours."""
+        with self._lock:
+            self.write_files = False
+            self.log_dir = Path(log_dir)
+            for step_id, step in self._steps.items():
+                if step.file is not None:
+                    step.file.close()
+                    step.file = None
+                step.path = self.log_dir / log_file_name(step_id)
+
+    def set_path(self, step_id: str, path: Path) -> None:
+        """Where the step's full log is (the producer's own file)."""
+        with self._lock:
+            self._step(step_id).path = Path(path)
+
     def start(self, step_id: str, title: str, at: float | None = None) -> None:
         """Mark the start of a run of the step in its file (a resumed run appends to the same file)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at if at is not None else time.time()))
         with self._lock:
+            if not self.write_files:
+                return
             step = self._step(step_id)
             self._open(step).write(f"=== {title}: started {stamp} ===\n")
             step.dirty = True
@@ -111,9 +131,10 @@ class LogBuffer:
         """One line of output (already redacted by the runner), from any thread."""
         with self._lock:
             step = self._step(step_id)
-            self._open(step).write(line + "\n")
+            if self.write_files:
+                self._open(step).write(line + "\n")
+                step.dirty = True
             step.lines_written += 1
-            step.dirty = True
             shown = _for_screen(line)
             step.pending.append(shown)
             step.tail.append(shown)
@@ -321,3 +342,11 @@ class LogPanes(Container):
 
     def log_path(self, step_id: str) -> Path:
         return self.buffer.path(step_id)
+
+    def set_log_path(self, step_id: str, path: Path) -> None:
+        """The step's full log is this file (written by its producer): the border shows it."""
+        self.buffer.set_path(step_id, path)
+        pane = self._panes.get(step_id)
+        if pane is not None:
+            pane.log_path = Path(path)
+            pane.border_subtitle = display_path(pane.log_path, max(16, pane.size.width - 6) if pane.size.width else 64)
