@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -62,7 +61,9 @@ from ..core.cleanup import (
     ledger_ref,
 )
 from ..core.ledger import LedgerResource
+from ..core.protocols import Cancellation
 from ..core.redact import redact
+from .tools import find_tool
 
 Log = Callable[[str], None]
 
@@ -117,10 +118,7 @@ def _error_message(err: Exception) -> str:
 
 def tool_path(name: str) -> str:
     """eksctl/helm from DYNAMO_WIZARD_EKSCTL / DYNAMO_WIZARD_HELM (the sandbox's fakes), else PATH."""
-    env = os.environ.get(f"DYNAMO_WIZARD_{name.upper()}")
-    if env:
-        return env
-    found = shutil.which(name)
+    found = find_tool(name)
     if not found:
         raise DeleteRefused(f"{name} was not found on PATH; install {name} or set DYNAMO_WIZARD_{name.upper()}")
     return found
@@ -135,23 +133,32 @@ class ProcResult:
         return " | ".join(line for line in self.lines[-n:] if line.strip())
 
 
-def run_streamed(argv: list[str], log: Log, env: dict[str, str] | None = None, timeout: float | None = None
-                 ) -> ProcResult:
-    """Run a tool, forwarding every output line (redacted) to `log`; stdout and stderr are merged."""
+def run_streamed(argv: list[str], log: Log, env: dict[str, str] | None = None,
+                 cancel: Cancellation | None = None) -> ProcResult:
+    """Run a tool, forwarding every output line (redacted) to `log`; stdout and stderr are merged.
+
+    A soft cancel lets the tool finish (an eksctl delete half-done is worse than a finished one); a
+    forced cancel (the second Ctrl-C, or the step's deadline) stops it."""
     merged_env = dict(os.environ)
     if env:
         merged_env.update(env)
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=merged_env, bufsize=1)
+                                env=merged_env, bufsize=1, stdin=subprocess.DEVNULL)
     except OSError as err:
         raise DeleteRefused(f"could not run {argv[0]}: {err}") from None
     lines: list[str] = []
-    timer: threading.Timer | None = None
-    if timeout:
-        timer = threading.Timer(timeout, proc.kill)
-        timer.daemon = True
-        timer.start()
+    finished = threading.Event()
+
+    def stop_when_forced() -> None:
+        assert cancel is not None
+        while not finished.is_set():
+            if cancel.wait(0.2) and cancel.forced:
+                proc.kill()
+                return
+
+    if cancel is not None:
+        threading.Thread(target=stop_when_forced, name="dw-tool-cancel", daemon=True).start()
     try:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -160,8 +167,7 @@ def run_streamed(argv: list[str], log: Log, env: dict[str, str] | None = None, t
             log(line)
         rc = proc.wait()
     finally:
-        if timer:
-            timer.cancel()
+        finished.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -411,9 +417,9 @@ class OwnedAws:
 
     # Deletion --------------------------------------------------------------------------------------
 
-    def delete(self, ref: Ref, log: Log) -> None:
+    def delete(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
         try:
-            self._delete(ref, log)
+            self._delete(ref, log, cancel)
         except (StillInUse, DeleteRefused):
             raise
         except Exception as err:  # noqa: BLE001 - botocore ClientError and friends
@@ -426,7 +432,7 @@ class OwnedAws:
                 raise DeleteRefused(f"{code}: {_error_message(err)}") from None
             raise DeleteRefused(str(err)) from None
 
-    def _delete(self, ref: Ref, log: Log) -> None:
+    def _delete(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
         rid = ref.resource_id
         if ref.kind == SECURITY_GROUP:
             self.ec2.delete_security_group(GroupId=self._need_id(ref))
@@ -445,7 +451,7 @@ class OwnedAws:
             self.cfn.delete_stack(StackName=rid or ref.name)
             log(f"deleting stack {ref.name}")
         elif ref.kind == CLUSTER:
-            self._delete_cluster(ref, log)
+            self._delete_cluster(ref, log, cancel)
         else:
             raise DeleteRefused(f"cannot delete a {ref.kind} through AWS")
 
@@ -455,7 +461,7 @@ class OwnedAws:
             raise DeleteRefused("its id was never recorded and it was not found by tag")
         return ref.resource_id
 
-    def _delete_cluster(self, ref: Ref, log: Log) -> None:
+    def _delete_cluster(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
         try:
             self.eks.describe_cluster(name=ref.name)
         except Exception as err:  # noqa: BLE001
@@ -465,9 +471,11 @@ class OwnedAws:
             raise
         argv = [tool_path("eksctl"), "delete", "cluster", "--name", ref.name, "--region", self.region, "--wait"]
         log("$ " + " ".join(["eksctl", *argv[1:]]))
-        result = run_streamed(argv, log)
+        result = run_streamed(argv, log, cancel=cancel)
         if result.returncode == 0:
             return
+        if cancel is not None and cancel.forced:
+            raise DeleteRefused("eksctl was stopped before it finished")
         text = "\n".join(result.lines)
         if "No cluster found" in text or "ResourceNotFoundException" in text:
             return
@@ -657,7 +665,7 @@ class OwnedKube:
 
     # Deletion --------------------------------------------------------------------------------------
 
-    def delete(self, ref: Ref, log: Log) -> None:
+    def delete(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
         k, name, ns = ref.kind, ref.name, ref.namespace
         if k in NAMESPACED_KINDS and not ns:
             raise DeleteRefused("its namespace is not known")
@@ -674,7 +682,7 @@ class OwnedKube:
                 self._call(self.custom.patch_namespaced_custom_object, *DGD_API[:2], ns, DGD_API[2], name,
                            {"metadata": {"finalizers": []}})
         elif k == HELM_RELEASE:
-            self._helm_uninstall(str(ns), name, log)
+            self._helm_uninstall(str(ns), name, log, cancel)
         elif k == JOB:
             self._call(self.batch.delete_namespaced_job, name, ns, propagation_policy="Background")
         elif k == PVC:
@@ -714,14 +722,14 @@ class OwnedKube:
             return self._call(self.core.read_namespace, name) is not None
         raise DeleteRefused(f"cannot look up a {k} through Kubernetes")
 
-    def _helm_uninstall(self, namespace: str, release: str, log: Log) -> None:
+    def _helm_uninstall(self, namespace: str, release: str, log: Log, cancel: Cancellation | None = None) -> None:
         if not self.release_exists(namespace):
             log(f"helm release {release} is not installed in {namespace}")
             return
         with temp_kubeconfig(self.api_client) as kubeconfig:
             argv = [tool_path("helm"), "uninstall", release, "-n", namespace, "--kubeconfig", str(kubeconfig)]
             log("$ " + " ".join(["helm", *argv[1:]]))
-            result = run_streamed(argv, log, env={"KUBECONFIG": str(kubeconfig)})
+            result = run_streamed(argv, log, env={"KUBECONFIG": str(kubeconfig)}, cancel=cancel)
         if result.returncode != 0:
             text = "\n".join(result.lines)
             if "not found" in text:
@@ -869,15 +877,15 @@ class OwnedResources:
                 disc.notes.append(f"the Kubernetes API of {self.cluster_name} refused us ({err})")
         return disc
 
-    def delete(self, ref: Ref, log: Log) -> None:
+    def delete(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
         if canonical_kind(ref.kind) in (CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT):
-            self.aws.delete(ref, log)
+            self.aws.delete(ref, log, cancel)
             return
         kube = self.kube()
         if kube is None:
             log(f"the cluster is gone; {ref.display_name} went with it")
             return
-        kube.delete(ref, log)
+        kube.delete(ref, log, cancel)
 
     def exists(self, ref: Ref) -> bool | None:
         if canonical_kind(ref.kind) in (CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT):

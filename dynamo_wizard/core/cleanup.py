@@ -27,9 +27,12 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from .errors import StepError
 from .ledger import Ledger, LedgerResource
+from .protocols import Cancellation
+from .runner import Runner, Step, StepAction, StepContext, StepResult, done
 
 # Our marks (design section 2).
 TAG_KEY = "dynamo-wizard/deployment"
@@ -573,8 +576,9 @@ class CleanupBackend(Protocol):
 
     def discover(self, deployment: str, ledger: list[LedgerResource]) -> Discovery: ...
 
-    def delete(self, ref: Ref, log: Callable[[str], None]) -> None:
-        """Start deleting; a resource already gone is not an error. Raises StillInUse or DeleteRefused."""
+    def delete(self, ref: Ref, log: Callable[[str], None], cancel: Cancellation | None = None) -> None:
+        """Start deleting; a resource already gone is not an error. Raises StillInUse or DeleteRefused.
+        `cancel`: a forced cancel stops a running tool (eksctl, helm)."""
         ...
 
     def exists(self, ref: Ref) -> bool | None:
@@ -602,6 +606,7 @@ class Pacing:
 class DeletionOutcome:
     deleted: list[Ref] = field(default_factory=list)
     failed: list[tuple[Ref, str, str]] = field(default_factory=list)  # ref, why, manual command
+    deferred: list[Ref] = field(default_factory=list)  # left for the cluster's deletion to take
 
     @property
     def ok(self) -> bool:
@@ -633,11 +638,23 @@ def delete_all(
     pacing: Pacing,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    record: Callable[[InventoryItem], None] | None = None,
+    unreachable_ok: bool = False,
+    cancel: Cancellation | None = None,
 ) -> DeletionOutcome:
     """Delete every item, retrying 'still in use' with backoff, wait until each is gone, then write the
-    ledger's `deleted`. All deletions are started first and then waited on together, so three claims
-    take as long as one. `sleep` is where cancellation lands (the runner's cancellable sleep)."""
+    ledger's `deleted` (through `record` when given). All deletions are started first and then waited on
+    together, so three claims take as long as one. `sleep` is where cancellation lands (the runner's
+    cancellable sleep). With `unreachable_ok` (the cluster is deleted next), an object whose cluster API
+    cannot be reached is deferred to the cluster's deletion instead of failing the step."""
     outcome = DeletionOutcome()
+
+    def mark(item: InventoryItem) -> None:
+        if record is not None:
+            record(item)
+        else:
+            _mark_deleted(ledger, item, step_id)
+
     deadline = clock() + timeout * pacing.timeout_scale
     pending: list[InventoryItem] = []
     for item in items:
@@ -646,7 +663,7 @@ def delete_all(
         backoff = pacing.backoff_start
         while True:
             try:
-                backend.delete(ref, log)
+                backend.delete(ref, log, cancel)
                 pending.append(item)
                 break
             except StillInUse as err:
@@ -662,8 +679,13 @@ def delete_all(
                 log(f"could not delete {ref.display_name}: {err}")
                 break
             except ClusterUnreachable as err:
-                outcome.failed.append((ref, f"cluster API unreachable: {err}", manual_command(ref, region, cluster)))
-                log(f"could not reach the cluster to delete {ref.display_name}: {err}")
+                if unreachable_ok:
+                    outcome.deferred.append(ref)
+                    log(f"could not reach the cluster ({err}); {ref.display_name} goes with the cluster")
+                else:
+                    outcome.failed.append((ref, f"cluster API unreachable: {err}",
+                                           manual_command(ref, region, cluster)))
+                    log(f"could not reach the cluster to delete {ref.display_name}: {err}")
                 break
     # Wait until gone.
     while pending:
@@ -673,8 +695,12 @@ def delete_all(
                 present = backend.exists(item.ref)
             except ClusterUnreachable:
                 present = None
+            except DeleteRefused as err:  # e.g. a stack in DELETE_FAILED: waiting will not help
+                outcome.failed.append((item.ref, str(err), manual_command(item.ref, region, cluster)))
+                log(f"could not delete {item.ref.display_name}: {err}")
+                continue
             if present is False:
-                _mark_deleted(ledger, item, step_id)
+                mark(item)
                 outcome.deleted.append(item.ref)
                 log(f"gone: {kind_title(item.kind)} {item.ref.display_name}")
             else:
@@ -692,9 +718,15 @@ def delete_all(
     return outcome
 
 
-def _mark_deleted(ledger: Ledger, item: InventoryItem, step_id: str) -> None:
+def ledger_key(item: InventoryItem) -> tuple[str, str]:
+    """The (kind, name) this item has, or will have, in the ledger."""
     kind = item.ledger_kind or item.kind
     name = item.ledger_name or (f"{item.ref.namespace}/{item.name}" if item.ref.namespace else item.name)
+    return kind, name
+
+
+def _mark_deleted(ledger: Ledger, item: InventoryItem, step_id: str) -> None:
+    kind, name = ledger_key(item)
     ledger.deleted(kind, name, item.ref.resource_id, step=step_id)
 
 
@@ -706,3 +738,74 @@ def mark_gone(ledger: Ledger, items: Iterable[InventoryItem], step_id: str = S_R
             _mark_deleted(ledger, item, step_id)
             n += 1
     return n
+
+
+# ---------------------------------------------------------------------------------------------------
+# The graph as runner steps (the same runner as provisioning)
+
+
+def _step_action(spec: DeletionStepSpec, inventory: Inventory, backend: CleanupBackend, pacing: Pacing,
+                 cluster_goes: bool) -> StepAction:
+    def action(ctx: StepContext) -> StepResult:
+        def record(item: InventoryItem) -> None:
+            kind, name = ledger_key(item)
+            ctx.deleted(kind, name, item.ref.resource_id)
+
+        if spec.step_id == S_RECONCILE:
+            gone = [i for i in inventory.gone() if i.in_ledger and i.ledger_state != "deleted"]
+            for item in gone:
+                record(item)
+                ctx.log(f"already gone: {kind_title(item.kind)} {item.ref.display_name}")
+            return done(f"marked {len(gone)} resource(s) the ledger still had as gone")
+        outcome = delete_all(
+            spec.items, backend, ctx.ledger or Ledger(inventory.deployment), ctx.log, step_id=spec.step_id,
+            region=inventory.region, cluster=inventory.cluster_name, timeout=spec.timeout, pacing=pacing,
+            sleep=ctx.sleep, clock=ctx.clock, record=record, cancel=ctx.cancel,
+            unreachable_ok=cluster_goes and spec.step_id != S_CLUSTER,
+        )
+        if outcome.deferred:
+            ctx.log("the cluster's API could not be reached: volumes behind the claims above may outlive the "
+                    "cluster; once it is gone check `aws ec2 describe-volumes --filters "
+                    "Name=tag-key,Values=kubernetes.io/created-for/pvc/name`")
+        if not outcome.ok:
+            err = DeletionFailed(outcome)
+            raise StepError(str(err), err.fix)
+        if spec.step_id == S_CLUSTER and ctx.ledger is not None:
+            # Everything of ours inside the cluster went with it: close the ledger lines still open.
+            for res in ctx.ledger.live_resources():
+                if canonical_kind(res.kind) in KUBE_KINDS:
+                    ctx.deleted(res.kind, res.name, res.resource_id)
+                    ctx.log(f"went with the cluster: {kind_title(canonical_kind(res.kind))} {res.name}")
+        names = ", ".join(r.display_name for r in outcome.deleted)
+        return done(f"deleted {names}" if names else "nothing left to delete")
+
+    return action
+
+
+def cleanup_steps(inventory: Inventory, backend: CleanupBackend, *,
+                  selected: Iterable[tuple[str, str, str]] | None = None, pacing: Pacing | None = None
+                  ) -> list[Step]:
+    """The cleanup graph as `core.runner.Step`s. Each step's own deadline (where it reports what it could
+    not delete, with the manual command) comes before the runner's timeout, which is the backstop."""
+    pacing = pacing or Pacing()
+    specs = plan_deletion(inventory, selected)
+    cluster_goes = any(r.kind == CLUSTER for s in specs for r in s.refs)
+    return [
+        Step(
+            id=spec.step_id,
+            title=spec.title,
+            action=_step_action(spec, inventory, backend, pacing, cluster_goes),
+            deps=spec.depends_on,
+            timeout=spec.timeout * pacing.timeout_scale * 1.5 + 5.0,
+            timeout_fix="run the cleanup again: it resumes from what is left",
+            description=", ".join(r.display_name for r in spec.refs),
+        )
+        for spec in specs
+    ]
+
+
+def make_cleanup_runner(inventory: Inventory, backend: CleanupBackend, ledger: Ledger, *,
+                        selected: Iterable[tuple[str, str, str]] | None = None, pacing: Pacing | None = None,
+                        max_workers: int = 4, **runner_kwargs: Any) -> Runner:
+    return Runner(cleanup_steps(inventory, backend, selected=selected, pacing=pacing),
+                  deployment=inventory.deployment, ledger=ledger, max_workers=max_workers, **runner_kwargs)

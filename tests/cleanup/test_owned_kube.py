@@ -113,8 +113,8 @@ def test_full_kube_deletion_in_graph_order_keeps_theirs(kube: Any, tmp_path: Any
     core = client.CoreV1Api(api)
     real_delete = owned.delete
 
-    def delete(ref: c.Ref, log: Any) -> None:
-        real_delete(ref, log)
+    def delete(ref: c.Ref, log: Any, cancel: Any = None) -> None:
+        real_delete(ref, log, cancel)
         if ref.kind == c.HELM_RELEASE:
             core.delete_namespaced_secret("sh.helm.release.v1.dynamo-platform.v1", NS)
 
