@@ -1,0 +1,233 @@
+"""One simulated cluster: its object store, API server, logs and the controllers acting on them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from ..faults import Faults
+from ..kube.logs import LogHub
+from ..kube.resources import ResourceType
+from ..kube.server import ApiServer
+from ..kube.store import Obj, Store
+from ..timings import SimClock
+from .autoscaling import AutoscalingMixin, Claim
+from .bootstrap import ClusterInfo, bootstrap
+from .bridge import AwsBridge
+from .dynamo import DGD, DynamoMixin
+from .events import EventRecorder
+from .pods import PodsMixin
+from .workloads import WorkloadsMixin
+
+Key = tuple[tuple[str, str], str | None, str]
+
+
+class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
+    def __init__(self, info: ClusterInfo, clock: SimClock, faults: Faults, bridge: AwsBridge,
+                 directory: Path | None = None) -> None:
+        self.info = info
+        self.clock = clock
+        self.faults = faults
+        self.bridge = bridge
+        self.directory = directory
+        self.log = logging.getLogger(f"sandbox.cluster.{info.name}")
+        self.store = Store(info.name)
+        self.logs = LogHub(directory / "logs" if directory else None)
+        self.events = EventRecorder(self.store)
+        self.server = ApiServer(self.store, self.logs, faults, self.proxy)
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.claims: dict[str, Claim] = {}
+        self.node_images: dict[str, set[str]] = {}
+        self.node_empty_since: dict[str, float] = {}
+        self.offering_unavailable: dict[tuple[str, str, str], float] = {}
+        self.last_event: dict[tuple[str, str, str], float] = {}
+        self.oom_jobs: set[str] = set()
+        self.downloaded_models: set[str] = set()
+        self.endpoints_dirty: set[str] = set()
+        self.ip_counter = 0
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._kicks: dict[str, asyncio.Event] = {"sched": asyncio.Event(), "pvc": asyncio.Event()}
+        self._loops: list[asyncio.Task[Any]] = []
+
+    # -------------------------------------------------------------------------------------- plumbing
+
+    def t(self, group: str, plural: str) -> ResourceType:
+        return self.store.type_named(group, plural)
+
+    def spawn(self, key: str, coro: Coroutine[Any, Any, Any]) -> None:
+        cur = self.tasks.get(key)
+        if cur is not None and not cur.done():
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks[key] = task
+
+        def done(t: asyncio.Task[Any], k: str = key) -> None:
+            if self.tasks.get(k) is t:
+                self.tasks.pop(k, None)
+            if not t.cancelled() and t.exception() is not None:
+                self.log.error("task %s failed", k, exc_info=t.exception())
+        task.add_done_callback(done)
+
+    def kick(self, name: str) -> None:
+        ev = self._kicks.get(name)
+        if ev is not None:
+            ev.set()
+
+    async def wait_kick(self, name: str, timeout: float) -> None:
+        ev = self._kicks[name]
+        try:
+            await asyncio.wait_for(ev.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        ev.clear()
+
+    def enqueue(self, key: tuple[str, str], ns: str | None, name: str) -> None:
+        item = (key, ns, name)
+        if item not in self._queued:
+            self._queued.add(item)
+            self._queue.put_nowait(item)
+
+    def _on_change(self, kind: str, rtype: ResourceType, obj: Obj) -> None:
+        try:
+            self.handle(kind, rtype, obj)
+        except Exception:
+            self.log.exception("handling %s %s", kind, rtype.plural)
+
+    # -------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self, port: int = 0, fresh: bool = True) -> int:
+        if fresh:
+            bootstrap(self.store, self.info)
+        self.store.subscribe(self._on_change)
+        port = await self.server.start(port)
+        loop = asyncio.get_running_loop()
+        self._loops = [loop.create_task(self._worker()), loop.create_task(self.scheduler()),
+                       loop.create_task(self.pvc_binder()), loop.create_task(self.consolidator()),
+                       loop.create_task(self._endpoint_loop())]
+        self.resume()
+        return port
+
+    def resume(self) -> None:
+        """After a restart (or at start): pick up every object's lifecycle where its state says it is."""
+        for rtype, obj in list(self.store.all_objects()):
+            self.handle("SYNC", rtype, obj)
+        for pod in self.store.list(self.t("", "pods")):
+            if (pod.get("spec") or {}).get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+                self.start_pod(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self.kick("sched")
+        self.kick("pvc")
+
+    async def stop(self) -> None:
+        self.store.unsubscribe(self._on_change)
+        for task in [*self._loops, *self.tasks.values()]:
+            task.cancel()
+        await asyncio.gather(*self._loops, *self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
+        await self.server.stop()
+
+    # -------------------------------------------------------------------------------------- dispatch
+
+    def handle(self, kind: str, rtype: ResourceType, obj: Obj) -> None:
+        key = rtype.key
+        meta = obj.get("metadata") or {}
+        ns, name = meta.get("namespace"), meta.get("name", "")
+        if key == ("", "pods"):
+            self.on_pod(obj, kind)
+        elif key == ("", "namespaces"):
+            self.on_namespace(obj, "ADDED" if kind == "SYNC" else kind)
+        elif key in (("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
+                     ("apps", "daemonsets"), ("batch", "jobs")):
+            if kind != "DELETED":
+                self.enqueue(key, ns, name)
+            owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+            if owner and owner.get("kind") == "Deployment":
+                self.enqueue(("apps", "deployments"), ns, owner["name"])
+            if kind == "DELETED" or key == ("apps", "deployments"):
+                self.after_workload_status(obj)
+        elif key == ("", "services"):
+            if ns:
+                self.endpoints_dirty.add(ns)
+        elif key == ("", "persistentvolumeclaims"):
+            self.on_pvc(obj, kind)
+        elif key == ("storage.k8s.io", "storageclasses"):
+            self.kick("pvc")
+        elif key == ("karpenter.sh", "nodepools"):
+            if kind != "DELETED":
+                self.enqueue(key, None, name)
+            self.kick("sched")
+        elif key == ("eks.amazonaws.com", "nodeclasses"):
+            if kind != "DELETED":
+                self.enqueue(key, None, name)
+        elif key == ("karpenter.sh", "nodeclaims"):
+            self.on_nodeclaim(obj, kind)
+            for pool in [(obj["metadata"].get("labels") or {}).get("karpenter.sh/nodepool")]:
+                if pool:
+                    self.enqueue(("karpenter.sh", "nodepools"), None, pool)
+        elif key == ("", "nodes"):
+            self.on_node(obj, kind)
+            pool = (meta.get("labels") or {}).get("karpenter.sh/nodepool")
+            if pool:
+                self.enqueue(("karpenter.sh", "nodepools"), None, pool)
+        elif key == DGD:
+            if kind != "DELETED":
+                self.enqueue(key, ns, name)
+        elif key in (("", "secrets"), ("", "configmaps")):
+            pass
+
+    def pod_changed(self, pod: Obj) -> None:
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get("nvidia.com/dynamo-graph-deployment-name"):
+            self.enqueue(DGD, pod["metadata"]["namespace"], labels["nvidia.com/dynamo-graph-deployment-name"])
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            self._queued.discard(item)
+            key, ns, name = item
+            try:
+                if key == ("apps", "deployments"):
+                    self.reconcile_deployment(ns or "", name)
+                elif key == ("apps", "replicasets"):
+                    self.reconcile_replicaset(ns or "", name)
+                elif key == ("apps", "statefulsets"):
+                    self.reconcile_statefulset(ns or "", name)
+                elif key == ("apps", "daemonsets"):
+                    self.reconcile_daemonset(ns or "", name)
+                elif key == ("batch", "jobs"):
+                    self.reconcile_job(ns or "", name)
+                elif key == ("karpenter.sh", "nodepools"):
+                    self.reconcile_nodepool(name)
+                elif key == ("eks.amazonaws.com", "nodeclasses"):
+                    self.spawn(f"nodeclass/{name}", self.reconcile_nodeclass(name))
+                elif key == DGD:
+                    self.reconcile_dgd(ns or "", name)
+            except Exception:
+                self.log.exception("reconciling %s %s/%s", key, ns, name)
+            if self._queue.empty():
+                await asyncio.sleep(0)
+
+    async def _endpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            while self.endpoints_dirty:
+                ns = self.endpoints_dirty.pop()
+                try:
+                    self.reconcile_endpoints(ns)
+                except Exception:
+                    self.log.exception("endpoints in %s", ns)
+
+    # -------------------------------------------------------------------------------------- persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        data = self.store.snapshot()
+        data["info"] = self.info.to_dict()
+        data["port"] = self.server.port
+        return data
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.store.load(data)
