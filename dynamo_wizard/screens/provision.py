@@ -73,9 +73,10 @@ class RunnerLike(Protocol):
 
 
 RunnerFactory = Callable[[Plan], RunnerLike]
-PodWatch = Callable[[str, PodView, threading.Event], None]
-"""(namespace, view, stop): feed the view with the namespace's pods and events until `stop` is set,
-waiting and retrying while the cluster is not reachable yet (it does not exist when the run starts)."""
+PodWatch = Callable[[Plan, PodView, threading.Event], None]
+"""(plan, view, stop): feed `view` (its `namespace` is the plan's) with the pods and events of the plan's
+cluster until `stop` is set, waiting and retrying while the cluster is not reachable yet (it does not
+exist when the run starts). The app offers one as `app.watch_pods`; cloud.kube implements it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -499,18 +500,18 @@ class ProvisionScreen(Screen[None]):
     # -- pods ----------------------------------------------------------------------------------------
 
     def _start_pod_watch(self) -> None:
-        watch = self._pod_watch or getattr(self.app, "pod_watch", None)
+        watch = self._pod_watch or getattr(self.app, "watch_pods", None)
         if watch is None or not callable(watch) or self._pod_view is None:
             return
         self._pod_stop = threading.Event()
-        view, stop, namespace = self._pod_view, self._pod_stop, self.plan.namespace
+        view, stop, plan = self._pod_view, self._pod_stop, self.plan
 
         def follow_pods() -> None:
             try:
-                watch(namespace, view, stop)
+                watch(plan, view, stop)
             except Exception as err:  # noqa: BLE001 - the run goes on without the table
-                self.post_message(self.RunEvent(StepOutput("pods", f"pod watch stopped: {redact(str(err))}"),
-                                                self.run_number))
+                text = redact(f"The pod table stopped following the cluster: {err}")
+                self.app.call_from_thread(self.notify, text, severity="warning", timeout=15)
 
         self.run_worker(follow_pods, thread=True, name="provision-pod-watch", group="provision-pods",
                         exit_on_error=False)

@@ -168,8 +168,8 @@ async def test_pods_from_a_watch_and_redacted_output(tmp_path: Path) -> None:
     register_secret(token)
     stop_seen = threading.Event()
 
-    def watch(namespace: str, view: PodView, stop: threading.Event) -> None:
-        assert namespace == "dynamo-system"
+    def watch(watched: Any, view: PodView, stop: threading.Event) -> None:
+        assert watched is plan and view.namespace == "dynamo-system"
         view.pod_changed("ADDED", pod("demo-agg-agg-vllmdecodeworker-0", scheduled="False",
                                       scheduled_message=INSUFFICIENT_GPU))
         view.event_seen(event("demo-agg-agg-vllmdecodeworker-0", "FailedScheduling", INSUFFICIENT_GPU,
