@@ -18,6 +18,7 @@ malformed reservation id, an unknown region.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -449,8 +450,9 @@ class AwsDiscovery:
             results.append(summary)
         return results
 
-    def _submit(self, region: str, call: str, fn: Callable[[], T]) -> Future[tuple[T | None, str | None]]:
-        def run() -> tuple[T | None, str | None]:
+    def _submit(self, region: str, call: str, fn: Callable[[], Any]) -> Future[tuple[Any, str | None]]:
+        """Run one call in the pool: (value, None) or (None, a note naming region, call and reason)."""
+        def run() -> tuple[Any, str | None]:
             try:
                 return fn(), None
             except _CREDENTIAL_EXCEPTIONS as err:
@@ -491,6 +493,12 @@ class AwsDiscovery:
             return [], [describe_failure(region, "ec2.DescribeCapacityReservations", err)]
         return [reservation_from_api(i) for i in items], []
 
+    def reservations_by_region(self, regions: list[str]) -> dict[str, tuple[list[CapacityReservation], list[str]]]:
+        """`reservations` for many regions at once, over the pool (each call is synchronous, so no nesting)."""
+        self.identity()
+        futures = {r: self._pool.submit(self.reservations, r) for r in dict.fromkeys(regions)}
+        return {r: f.result() for r, f in futures.items()}
+
     def capacity_block_offerings(self, region: str, instance_type: str, count: int, start: datetime,
                                  end: datetime, hours: int) -> list[CapacityBlockOffering]:
         """What Capacity Blocks EC2 would sell (shown with their upfront fee; the wizard never buys one)."""
@@ -528,7 +536,7 @@ class _RegionJob:
         self.zones_f = d._submit(r, "ec2.DescribeAvailabilityZones", lambda: d._zones_raw(r))
         self.specs_f = d._submit(r, "ec2.DescribeInstanceTypes", lambda: d._gpu_specs(r, self.families))
         self.quota_f = {
-            key: d._submit(r, f"service-quotas.GetServiceQuota({code})", lambda code=code: d._quota(r, code))
+            key: d._submit(r, f"service-quotas.GetServiceQuota({code})", functools.partial(d._quota, r, code))
             for key, (code, _) in QUOTA_CODES.items()
         }
         # Offerings and prices need the type names, so they chain on the specs (in the pool, not here).
@@ -569,7 +577,8 @@ class _RegionJob:
             results.update({n: (None, note) for n in names[1:]})
             self.prices_f.set_result(results)
             return
-        rest = {n: d._submit(r, f"pricing.GetProducts({n})", lambda n=n: d._price(r, n)) for n in names[1:]}
+        rest: dict[str, Future[tuple[float | None, str | None]]] = {
+            n: d._submit(r, f"pricing.GetProducts({n})", functools.partial(d._price, r, n)) for n in names[1:]}
         remaining = [len(rest)]
         lock = threading.Lock()
 

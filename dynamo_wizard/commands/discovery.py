@@ -175,7 +175,9 @@ def preflight_verdicts(plan_path: str, discovery: AwsDiscovery | None = None, no
         except CredentialsError as err:
             identity_error = str(err)
         tools = check_tools()
-        summary, reservations, notes = None, None, []
+        summary: RegionSummary | None = None
+        reservations: list[CapacityReservation] | None = None
+        notes: list[str] = []
         if identity is not None:
             summary = d.region_summary(plan.region, list(plan.gpu.families), prices=True)
             if plan.reservation is not None:

@@ -272,7 +272,7 @@ def _sub(parent: ET.Element, tag: str, value: Any) -> ET.Element:
     return el
 
 
-def _ec2_ok(action: str, fill: Callable[[ET.Element], None]) -> Response:
+def _ec2_ok(action: str, fill: Callable[[ET.Element], object]) -> Response:
     root = ET.Element(f"{action}Response", xmlns=EC2_XMLNS)
     _sub(root, "requestId", _request_id())
     fill(root)

@@ -120,6 +120,8 @@ def test_reservations_and_their_errors(discovery: AwsDiscovery, gap_state: Sandb
         discovery.reservations("us-east-1", ids=["cr-12345"])
     assert "not a capacity reservation id" in str(malformed.value) and "cr-" in malformed.value.fix
     assert request_log == []  # rejected before any call
+    both = discovery.reservations_by_region(["us-east-1", "us-west-2"])
+    assert len(both["us-east-1"][0]) == 3 and both["us-west-2"] == ([], [])
     with pytest.raises(WizardError) as missing:
         discovery.reservations("us-east-1", ids=["cr-0123456789abcdef0"])
     assert "cr-0123456789abcdef0" in str(missing.value) and "reservations --region us-east-1" in missing.value.fix
