@@ -342,6 +342,8 @@ def run_preflight(plan: Plan, *, identity: Identity | None, tools: Sequence[Tool
     """
     catalog = catalog or load_catalog()
     start_by = start_by or now + DEFAULT_START_GRACE
+    if not reservations and reservation_notes:
+        reservations = None  # an empty list that comes with failure notes is "could not list", not "none"
     verdicts = [_credentials(identity, identity_error)]
     verdicts += _tools(tools)
     for note in (summary.notes if summary else []):

@@ -197,6 +197,12 @@ def test_reservations_that_fit_or_start_in_time() -> None:
     listing_failed = run_preflight(_p5_plan(), identity=ME, tools=TOOLS, summary=summary(), reservations=None,
                                    reservation_notes=["us-east-1: ec2.DescribeCapacityReservations was denied"], now=NOW)
     assert not check(listing_failed, "reservations").ok and "denied" in check(listing_failed, "reservations").detail
+    # What discovery returns when the listing fails: an empty list with a note. Not "not found".
+    empty_with_note = run_preflight(_p5_plan(), identity=ME, tools=TOOLS, summary=summary(), reservations=[],
+                                    reservation_notes=["us-east-1: ec2.DescribeCapacityReservations was denied"],
+                                    now=NOW)
+    assert not check(empty_with_note, "reservations").ok
+    assert not any(v.check.startswith("reservation:cr-") for v in empty_with_note)
 
 
 def test_discovery_notes_become_visible_warnings() -> None:
