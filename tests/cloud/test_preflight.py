@@ -16,6 +16,7 @@ from dynamo_wizard.core.inventory import (
     RegionSummary,
     ToolCheck,
     Verdict,
+    Zone,
 )
 from dynamo_wizard.core.plan import Plan, plan_from_dict
 from dynamo_wizard.core.preflight import block_window, failed, format_duration, run_preflight
@@ -53,7 +54,6 @@ def summary(quotas: dict[tuple[str, str], float] | None = None) -> RegionSummary
         gpus, vcpus = (t.gpus, t.vcpus) if t else (4, 144)
         offerings.append(GpuOffering(name, name.split(".")[0], gpus, "NVIDIA", 81920, vcpus, 1, True, 1, where,
                                      t.on_demand_price if t else None, "pricing-api"))
-    from dynamo_wizard.core.inventory import Zone
     quota_values = quotas if quotas is not None else {("G", "on-demand"): 192, ("P", "on-demand"): 192,
                                                       ("G", "spot"): 192, ("P", "spot"): 192}
     codes = {("G", "on-demand"): "L-DB2E81BA", ("P", "on-demand"): "L-417A185B", ("G", "spot"): "L-3819A6DF",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dynamo_wizard.core.catalog import load_catalog
-from dynamo_wizard.core.plan import load_plan
+from dynamo_wizard.core.plan import load_plan, plan_from_dict
 from dynamo_wizard.core.pricing import EKS_CLUSTER_FEE_PER_HOUR, format_cost, hourly_cost, instances_needed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -44,10 +44,7 @@ def test_hourly_cost_adds_the_cluster_fee_and_says_what_is_left_out() -> None:
 
 
 def test_a_worker_larger_than_the_node_is_unplaceable() -> None:
-    plan = load_plan(EXAMPLES / "agg.yaml").model_copy(deep=True)
-    from dynamo_wizard.core.plan import plan_from_dict
-
-    data = plan.to_dict()
+    data = load_plan(EXAMPLES / "agg.yaml").to_dict()
     data["serving"]["worker"] = {"replicas": 2, "gpus": 4, "tensorParallel": 4}
     big = plan_from_dict(data)
     spec = load_catalog().instance_type("g6e.2xlarge")
