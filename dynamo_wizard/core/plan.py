@@ -23,7 +23,8 @@ from .errors import PlanError, Problem
 
 API_VERSION = "dynamo-wizard/v1"
 KIND = "Plan"
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# [a-z][a-z0-9-]{0,30}, not ending in "-": it becomes a Kubernetes label value and part of DNS names.
+NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,29}[a-z0-9])?$")
 CLUSTER_NAME_RE = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]{0,99}$")
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 FAMILY_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)?$")
@@ -194,7 +195,7 @@ class ServingSpec(_Model):
     @classmethod
     def _graph(cls, v: str | None) -> str | None:
         if v is not None and not NAME_RE.match(v):
-            raise ValueError("must match [a-z][a-z0-9-]{0,30}")
+            raise ValueError("must match [a-z][a-z0-9-]{0,30} and not end in '-'")
         return v
 
     @property
@@ -257,7 +258,8 @@ class Plan(_Model):
     @classmethod
     def _deployment(cls, v: str) -> str:
         if not NAME_RE.match(v):
-            raise ValueError("must match [a-z][a-z0-9-]{0,30}: a lowercase letter, then lowercase letters, digits or '-'")
+            raise ValueError("must match [a-z][a-z0-9-]{0,30}: a lowercase letter, then lowercase letters, digits or "
+                             "'-', not ending in '-'")
         return v
 
     @field_validator("region")
