@@ -161,7 +161,7 @@ def print_inventory(inventory: Inventory, out: TextIO) -> None:
     if not inventory.items:
         print("  nothing found", file=out)
     rows = [(kind_title(i.kind), i.ref.display_name, "in ledger only" if i.state == "ledger-only" else i.state,
-             format_cost(i.cost_per_hour) if i.state == "exists" and i.cost_per_hour is not None else "",
+             format_cost(i.cost_per_hour) if i.state == "exists" and i.cost_per_hour else "",
              i.detail) for i in inventory.items]
     widths = [max([len(r[c]) for r in rows] + [4]) for c in range(3)]
     for kind, name, state, cost, detail in rows:
