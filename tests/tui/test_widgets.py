@@ -157,6 +157,29 @@ async def test_pod_table_updates_by_diff_keyed_by_uid() -> None:
         await pilot.pause()
 
 
+async def test_pod_table_rendered_lines_follow_changed_cells() -> None:
+    # The table reuses rendered cells and lines while their values are unchanged: a change must show.
+    app = PodApp(Clock(90.0))
+    async with app.run_test(size=(160, 20)) as pilot:
+        table = app.query_one(PodTable)
+        table.set_rows([_row("a"), _row("b")])
+        await pilot.pause()
+
+        def line(uid: str) -> str:
+            return table.render_line(1 + table.get_row_index(uid)).text  # line 0 is the header
+
+        assert "Pending" in line("uid-b") and "i-0abc" not in line("uid-b")
+        before_a = line("uid-a")
+        table.set_rows([_row("a"), _row("b", status="Running", phase="Running", ready=1, node="i-0abc",
+                                         reason="Started container main")])
+        await pilot.pause()
+        assert "Running" in line("uid-b") and "1/1" in line("uid-b") and "Started container main" in line("uid-b")
+        assert line("uid-a") == before_a
+        table.apply_changes({"uid-a": None})
+        await pilot.pause()
+        assert "Running" in line("uid-b") and table.row_count == 1
+
+
 async def test_pod_table_shows_why_a_pod_is_pending() -> None:
     app = PodApp(Clock(time.time()))
     async with app.run_test(size=(200, 20)) as pilot:
