@@ -580,7 +580,9 @@ def _worker(plan: Plan, role: str, spec: WorkerSpec, itype: InstanceType, profil
     if mode.disaggregated:
         names = _service_names(profile)
         other = names["decode" if role == "prefill" else "prefill"]
-        anti_term = {"labelSelector": {"matchLabels": {g.component_label: other}}, "topologyKey": HOSTNAME_TOPOLOGY}
+        anti_term: dict[str, Any] = {"labelSelector": {"matchLabels": {g.component_label: other}},
+                                     "topologyKey": HOSTNAME_TOPOLOGY}
+        anti: dict[str, Any]
         if _workers_fit_one_node_each(plan, itype):
             anti = {"requiredDuringSchedulingIgnoredDuringExecution": [anti_term]}
         else:

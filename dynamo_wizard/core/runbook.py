@@ -208,7 +208,7 @@ def build_runbook(plan: Plan, files: Sequence[RenderedFile], profile: ReleasePro
         add("  local pending total")
         add('  total="$(aws efs describe-mount-targets --file-system-id "$EFS_FS_ID" --query \'length(MountTargets)\' --output text)"')
         add('  pending="$(aws efs describe-mount-targets --file-system-id "$EFS_FS_ID" \\')
-        add("    --query 'length(MountTargets[?LifeCycleState!=`available`])' --output text)\"")
+        add("    --query 'length(MountTargets[?LifeCycleState!=`\"available\"`])' --output text)\"")
         add('  [[ "$total" -gt 0 && "$pending" -eq 0 ]]')
         add("}")
         add("")

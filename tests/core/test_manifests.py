@@ -143,3 +143,23 @@ def test_runbook_order_and_guide_fixes() -> None:
     positions = [cleanup.index(mark) for mark in marks]
     assert positions == sorted(positions)
     assert "helm upgrade --install dynamo-platform" in text
+
+
+def test_runbook_aws_queries_are_valid_jmespath() -> None:
+    import re
+    import shlex
+
+    import jmespath  # botocore's query language, as the AWS CLI evaluates --query
+
+    plan = example("agg.yaml")  # no zones in the plan: the runbook computes them
+    files = m.render_all(plan, m.RenderContext(CATALOG))
+    text = build_runbook(plan, files, m.release_profile(plan, CATALOG))
+    queries = [shlex.split(q)[0] for q in re.findall(r"--query ('[^']*'|\S+)", text)]
+    assert len(queries) >= 10
+    for query in queries:
+        jmespath.compile(query)
+    (zone_query,) = [q for q in queries if "ZoneId" in q]
+    zones = {"AvailabilityZones": [{"ZoneName": "us-east-1a", "ZoneId": "use1-az6"},
+                                   {"ZoneName": "us-east-1e", "ZoneId": "use1-az3"},
+                                   {"ZoneName": "us-east-1f", "ZoneId": "use1-az5"}]}
+    assert jmespath.search(zone_query, zones) == ["us-east-1a", "us-east-1f"]
