@@ -17,7 +17,6 @@ one, runs in its own thread worker and feeds a `PodView` the table reads at its 
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from ..core.inventory import CapacityReservation
 from ..core.paths import logs_dir
 from ..core.plan import Plan
 from ..core.podview import PodView
+from ..core.pricing import CostEstimate, format_cost, hourly_cost
 from ..core.redact import redact
 from ..tui.widgets.confirm import ConfirmDialog
 from ..tui.widgets.log_panes import LogPanes
@@ -58,7 +58,6 @@ from ..tui.widgets.pod_table import PodTable
 from ..tui.widgets.step_list import StepList, format_elapsed
 
 Clock = Callable[[], float]
-EKS_CONTROL_PLANE_PER_HOUR = 0.10
 
 
 @runtime_checkable
@@ -91,24 +90,17 @@ def port_forward_command(plan: Plan) -> str:
     return f"kubectl -n {plan.namespace} port-forward svc/{frontend_service(plan)} 8000:8000"
 
 
-def estimate_hourly_cost(plan: Plan, catalog: Catalog) -> float | None:
-    """GPU nodes at the on-demand price plus the EKS control plane; None when the price is unknown.
-
-    Workers that fit on one instance are packed (Auto Mode bin-packs pods), larger ones take
-    ceil(gpus / GPUs per instance) instances each.
-    """
+def estimate_cost(plan: Plan, catalog: Catalog, summary: Any = None) -> CostEstimate | None:
+    """The plan's hourly cost as the review screen computed it (core.pricing): a live price from the
+    region's offerings when discovery has one, else the catalog's."""
+    offering = next((o for o in getattr(summary, "offerings", None) or ()
+                     if o.instance_type == plan.serving.instance_type and o.on_demand_price is not None), None)
+    if offering is not None:
+        return hourly_cost(plan, offering, offering.on_demand_price, getattr(offering, "price_source", "pricing-api"))
     itype = catalog.instance_type(plan.serving.instance_type)
-    if itype is None or itype.on_demand_price is None or itype.gpus <= 0:
+    if itype is None:
         return None
-    packed_gpus = 0
-    nodes = 0
-    for spec in plan.serving.workers().values():
-        if spec.gpus <= itype.gpus:
-            packed_gpus += spec.gpus * spec.replicas
-        else:
-            nodes += spec.replicas * math.ceil(spec.gpus / itype.gpus)
-    nodes += math.ceil(packed_gpus / itype.gpus)
-    return nodes * itype.on_demand_price + EKS_CONTROL_PLANE_PER_HOUR
+    return hourly_cost(plan, itype, itype.on_demand_price, "catalog")
 
 
 def capacity_block_end(plan: Plan, reservations: Sequence[CapacityReservation]) -> datetime | None:
@@ -281,6 +273,7 @@ class ProvisionScreen(Screen[None]):
         self._pod_watch = pod_watch
         self._catalog = catalog
         self._hourly_cost = hourly_cost
+        self._cost: CostEstimate | None = None
         self._reservations = reservations
         self.autostart = autostart
         self.state = "idle"  # idle | running | stopping | done | failed | cancelled
@@ -522,9 +515,17 @@ class ProvisionScreen(Screen[None]):
 
     # -- header and results --------------------------------------------------------------------------
 
+    def cost(self) -> CostEstimate | None:
+        if self._cost is None:
+            cached = getattr(self.app, "cached_region_summary", None)
+            summary = cached(self.plan.region) if callable(cached) else None
+            self._cost = estimate_cost(self.plan, self.catalog, summary)
+        return self._cost
+
     def hourly_cost(self) -> float | None:
         if self._hourly_cost is None:
-            self._hourly_cost = estimate_hourly_cost(self.plan, self.catalog)
+            estimate = self.cost()
+            self._hourly_cost = estimate.total_per_hour if estimate is not None else None
         return self._hourly_cost
 
     def _capacity_block_end(self) -> datetime | None:
@@ -592,8 +593,13 @@ class ProvisionScreen(Screen[None]):
         result.row("Endpoint", "http://localhost:8000/v1 (OpenAI-compatible), once port-forwarded")
         result.row("Forward", port_forward_command(plan))
         result.row("Try", "curl localhost:8000/v1/models")
-        cost = self.hourly_cost()
-        result.row("Cost", f"≈ ${cost:,.2f}/h while it runs" if cost is not None else "unknown for this instance type")
+        estimate = self.cost()
+        if self._hourly_cost is not None and (estimate is None or estimate.total_per_hour != self._hourly_cost):
+            result.row("Cost", f"≈ ${self._hourly_cost:,.2f}/h while it runs")
+        elif estimate is not None:
+            result.row("Cost", f"≈ {format_cost(estimate)} while it runs")
+        else:
+            result.row("Cost", "unknown for this instance type")
         end = self._capacity_block_end()
         if end is not None:
             left = format_time_left(end.timestamp() - self.clock())

@@ -14,7 +14,7 @@ from dynamo_wizard.core.redact import register_secret
 from dynamo_wizard.screens.provision import (
     ProvisionScreen,
     capacity_block_end,
-    estimate_hourly_cost,
+    estimate_cost,
     format_time_left,
     port_forward_command,
 )
@@ -67,8 +67,10 @@ async def test_a_run_to_the_end_shows_the_endpoint_port_forward_and_cost(tmp_pat
         assert port_forward_command(plan) == "kubectl -n dynamo-system port-forward svc/demo-agg-agg-frontend 8000:8000"
         assert port_forward_command(plan) in screen.result_plain
         assert "http://localhost:8000/v1" in screen.result_plain
-        cost = estimate_hourly_cost(plan, app.catalog)
-        assert cost is not None and f"${cost:,.2f}/h" in screen.result_plain
+        cost = estimate_cost(plan, app.catalog)
+        assert cost is not None and cost.total_per_hour is not None
+        assert f"${cost.total_per_hour:,.2f}/h (1 x g6e.2xlarge at $" in screen.result_plain
+        assert f"≈ ${cost.total_per_hour:,.2f}/h" in screen.header_text()
         assert "serving" in screen.header_text() and "5/5 steps" in screen.header_text()
         # Every line reached its step's file.
         for step_id, _ in STEPS:

@@ -305,7 +305,7 @@ class PodTable(DataTable[Text]):
             return
         ready = sum(1 for p in self.pods.values() if p.total and p.ready == p.total and p.status == "Running")
         pending = sum(1 for p in self.pods.values() if p.phase == "Pending")
-        parts = [f"{total} pods", f"{ready} ready"]
+        parts = [f"{total} pod{'s' if total != 1 else ''}", f"{ready} ready"]
         if pending:
             parts.append(f"{pending} pending")
         self.border_subtitle = " · ".join(parts)
