@@ -69,7 +69,8 @@ def factory(world: World, log_dir: Path, made: list[Runner]) -> Any:
 
 
 async def test_real_runner_to_the_end(tmp_path: Path) -> None:
-    plan, world, made = example_plan("agg"), World(), []
+    plan, world = example_plan("agg"), World()
+    made: list[Runner] = []
     app = ProvisionHost(lambda: ProvisionScreen(plan, factory(world, tmp_path, made), log_dir=tmp_path / "unused"))
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.provision
@@ -93,7 +94,8 @@ async def test_real_runner_to_the_end(tmp_path: Path) -> None:
 
 
 async def test_real_runner_failure_then_resume_creates_nothing_twice(tmp_path: Path) -> None:
-    plan, world, made = example_plan("agg"), World(), []
+    plan, world = example_plan("agg"), World()
+    made: list[Runner] = []
     world.helm_broken = True
     app = ProvisionHost(lambda: ProvisionScreen(plan, factory(world, tmp_path, made)))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -123,7 +125,8 @@ async def test_real_runner_failure_then_resume_creates_nothing_twice(tmp_path: P
 
 
 async def test_real_runner_stops_at_a_safe_point_when_quitting(tmp_path: Path) -> None:
-    plan, world, made = example_plan("agg"), World(), []
+    plan, world = example_plan("agg"), World()
+    made: list[Runner] = []
     world.slow_download = True
     app = ProvisionHost(lambda: ProvisionScreen(plan, factory(world, tmp_path, made)))
     async with app.run_test(size=(100, 30)) as pilot:

@@ -137,9 +137,22 @@ async def test_pod_table_updates_by_diff_keyed_by_uid() -> None:
         added: list[str] = []
         removed: list[str] = []
         real_update, real_add, real_remove = table.update_cell, table.add_row, table.remove_row
-        table.update_cell = lambda r, c, v, **kw: (calls.append((str(r), str(c))), real_update(r, c, v, **kw))[1]  # type: ignore[method-assign]
-        table.add_row = lambda *cells, **kw: (added.append(kw["key"]), real_add(*cells, **kw))[1]  # type: ignore[method-assign]
-        table.remove_row = lambda key: (removed.append(str(key)), real_remove(key))[1]  # type: ignore[method-assign]
+
+        def update_cell(row_key: Any, column_key: Any, value: Any, **kw: Any) -> None:
+            calls.append((str(row_key), str(column_key)))
+            real_update(row_key, column_key, value, **kw)
+
+        def add_row(*cells: Any, **kw: Any) -> Any:
+            added.append(kw["key"])
+            return real_add(*cells, **kw)
+
+        def remove_row(row_key: Any) -> None:
+            removed.append(str(row_key))
+            real_remove(row_key)
+
+        table.update_cell = update_cell  # type: ignore[method-assign]
+        table.add_row = add_row  # type: ignore[method-assign]
+        table.remove_row = remove_row  # type: ignore[method-assign]
 
         # One pod's reason changes: one cell is updated, nothing added or removed.
         table.set_rows([_row("a"), _row("b", reason="Insufficient nvidia.com/gpu", warning=True), _row("c")])

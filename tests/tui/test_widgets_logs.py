@@ -133,10 +133,11 @@ async def test_each_step_has_its_pane_with_the_file_path_in_its_border(tmp_path:
 
 def test_buffer_writes_from_many_threads_lose_nothing(tmp_path: Path) -> None:
     buffer = LogBuffer(tmp_path, max_pending=50)
-    threads = [
-        threading.Thread(target=lambda n=n: [buffer.append(f"s{n}", f"{n}:{i}") for i in range(2_000)])
-        for n in range(4)
-    ]
+    def produce(n: int) -> None:
+        for i in range(2_000):
+            buffer.append(f"s{n}", f"{n}:{i}")
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
     for t in threads:
