@@ -117,20 +117,22 @@ def test_an_invalid_plan_exits_2_with_one_line_per_problem_and_writes_nothing(tm
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("content", ["", "- a list\n", "apiVersion: [unclosed\n", "\x00\x01binary", "a: *nope\n"])
-def test_garbage_plans_never_give_a_traceback(tmp_path: Path, content: str) -> None:
-    (tmp_path / "p.yaml").write_text(content)
-    proc = cli("validate", "p.yaml", cwd=tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: plan") and "Traceback" not in proc.stderr
+@pytest.mark.parametrize("content", ["", "- a list\n", "apiVersion: [unclosed\n", "\x00\x01binary", "a: *nope\n",
+                                     "\udcff".encode("utf-8", "surrogateescape").decode("latin-1")])
+def test_garbage_plans_never_give_a_traceback(tmp_path: Path, content: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.yaml").write_text(content, encoding="latin-1")
+    assert run_validate(args(tmp_path / "p.yaml")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: plan") and "Traceback" not in err
 
 
-def test_a_missing_plan_or_schemas_dir_is_a_clear_error(tmp_path: Path) -> None:
-    proc = cli("validate", "nope.yaml", cwd=tmp_path)
-    assert proc.returncode == 2 and "error: plan: no file at nope.yaml" in proc.stderr
+def test_a_missing_plan_or_schemas_dir_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_validate(args(tmp_path / "nope.yaml")) == 2
+    assert f"error: plan: no file at {tmp_path / 'nope.yaml'}" in capsys.readouterr().err
     (tmp_path / "p.yaml").write_text(PLAN)
-    proc = cli("validate", "p.yaml", "--schemas", "no-such-dir", cwd=tmp_path)
-    assert proc.returncode == 2 and "error: --schemas: no directory at no-such-dir" in proc.stderr
+    assert run_validate(args(tmp_path / "p.yaml", schemas=tmp_path / "no-such-dir")) == 2
+    assert f"error: --schemas: no directory at {tmp_path / 'no-such-dir'}" in capsys.readouterr().err
 
 
 def args(plan: Path, out: Path | None = None, schemas: Path | None = None) -> argparse.Namespace:
