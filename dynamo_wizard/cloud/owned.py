@@ -31,6 +31,7 @@ from ..core.catalog import load_catalog
 from ..core.cleanup import (
     ACCESS_POINT,
     CLUSTER,
+    DEPLOYMENT,
     DGD,
     EKSCTL_CLUSTER_TAG,
     FILE_SYSTEM,
@@ -616,6 +617,7 @@ class OwnedKube:
 
         labelled(DGD, self._list_custom(DGD_API), True)
         labelled(JOB, self._items(self.batch.list_job_for_all_namespaces), True)
+        labelled(DEPLOYMENT, self._items(self.apps.list_deployment_for_all_namespaces), True)
         pvcs = self._items(self.core.list_persistent_volume_claim_for_all_namespaces)
         labelled(PVC, pvcs, True)
         labelled(STORAGE_CLASS, self._items(self.storage.list_storage_class), False)
@@ -645,7 +647,8 @@ class OwnedKube:
             if self.release_exists(ns):
                 disc.found.append(FoundResource(Ref(HELM_RELEASE, self.release_name, namespace=ns),
                                                 detail="deployed", how="name-in-owned-namespace"))
-        disc.checked.update({DGD, JOB, PVC, STORAGE_CLASS, SECRET, NODEPOOL, NODECLASS, NAMESPACE, HELM_RELEASE})
+        disc.checked.update({DGD, JOB, PVC, STORAGE_CLASS, SECRET, NODEPOOL, NODECLASS, NAMESPACE, HELM_RELEASE,
+                             DEPLOYMENT})
 
     def release_secrets(self, namespace: str) -> list[dict[str, Any]]:
         secrets = self._items(self.core.list_namespaced_secret, namespace)
@@ -685,6 +688,8 @@ class OwnedKube:
             self._helm_uninstall(str(ns), name, log, cancel)
         elif k == JOB:
             self._call(self.batch.delete_namespaced_job, name, ns, propagation_policy="Background")
+        elif k == DEPLOYMENT:
+            self._call(self.apps.delete_namespaced_deployment, name, ns, propagation_policy="Background")
         elif k == PVC:
             self._call(self.core.delete_namespaced_persistent_volume_claim, name, ns)
         elif k == SECRET:
@@ -708,6 +713,8 @@ class OwnedKube:
             return self.release_exists(str(ns))
         if k == JOB:
             return self._call(self.batch.read_namespaced_job, name, ns) is not None
+        if k == DEPLOYMENT:
+            return self._call(self.apps.read_namespaced_deployment, name, ns) is not None
         if k == PVC:
             return self._call(self.core.read_namespaced_persistent_volume_claim, name, ns) is not None
         if k == SECRET:
@@ -780,6 +787,8 @@ def temp_kubeconfig(api_client: Any) -> Iterator[Path]:
     import yaml
 
     cfg = api_client.configuration
+    if callable(getattr(cfg, "refresh_api_key_hook", None)):
+        cfg.refresh_api_key_hook(cfg)  # a fresh EKS token: helm may run long after the client was made
     token = ""
     auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken") or ""
     if auth:

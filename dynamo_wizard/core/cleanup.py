@@ -60,10 +60,12 @@ NODEPOOL = "nodepool"
 NODECLASS = "nodeclass"
 NAMESPACE = "namespace"
 SECRET = "secret"
+DEPLOYMENT = "deployment"  # the GPU warm-up Deployment provisioning runs while the model downloads
 
 AWS_KINDS = frozenset({CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT})
-KUBE_KINDS = frozenset({DGD, HELM_RELEASE, JOB, PVC, STORAGE_CLASS, NODEPOOL, NODECLASS, NAMESPACE, SECRET})
-NAMESPACED_KINDS = frozenset({DGD, HELM_RELEASE, JOB, PVC, SECRET})
+KUBE_KINDS = frozenset({DGD, HELM_RELEASE, JOB, PVC, STORAGE_CLASS, NODEPOOL, NODECLASS, NAMESPACE, SECRET,
+                        DEPLOYMENT})
+NAMESPACED_KINDS = frozenset({DGD, HELM_RELEASE, JOB, PVC, SECRET, DEPLOYMENT})
 
 KIND_TITLES: dict[str, str] = {
     CLUSTER: "EKS cluster",
@@ -81,6 +83,7 @@ KIND_TITLES: dict[str, str] = {
     NODECLASS: "NodeClass",
     NAMESPACE: "Namespace",
     SECRET: "Secret",
+    DEPLOYMENT: "Deployment",
 }
 
 # How other parts may spell a kind in the ledger -> our kind. Keys are squashed (lowercase, letters and
@@ -103,6 +106,7 @@ _KIND_ALIASES: dict[str, str] = {
     "nodeclass": NODECLASS,
     "namespace": NAMESPACE, "ns": NAMESPACE,
     "secret": SECRET, "hftokensecret": SECRET,
+    "deployment": DEPLOYMENT, "gpuwarmup": DEPLOYMENT, "warmup": DEPLOYMENT,
 }
 
 
@@ -296,7 +300,7 @@ def build_inventory(deployment: str, ledger: Iterable[LedgerResource], discovery
         if match is not None:
             unmatched.remove(match)
             ref = match.ref
-            if ref.resource_id is None and lref.resource_id:
+            if ref.resource_id is None and lref.resource_id and ref.kind in AWS_KINDS:
                 ref = replace(ref, resource_id=lref.resource_id)
             items.append(InventoryItem(ref=ref, state="exists", ledger_kind=res.kind, ledger_name=res.name,
                                        ledger_state=res.state, cost_per_hour=match.cost_per_hour,
@@ -343,6 +347,7 @@ NATS_PVC_PREFIX = "dynamo-platform-nats-"
 # Step ids, in the order of design section 2 / issue 6 §2.
 S_RECONCILE = "cleanup-ledger"
 S_DGD = "delete-graphs"
+S_WARMUP = "delete-gpu-warmup"
 S_HELM = "uninstall-platform"
 S_NATS_PVC = "delete-nats-volume"
 S_JOB = "delete-download-job"
@@ -359,7 +364,7 @@ S_CLUSTER_OBJECTS = "delete-cluster-objects"
 S_CLUSTER = "delete-cluster"
 
 STEP_ORDER: tuple[str, ...] = (
-    S_RECONCILE, S_DGD, S_HELM, S_NATS_PVC, S_JOB, S_PVCS, S_EFS_SC, S_ACCESS_POINTS, S_MOUNT_TARGETS,
+    S_RECONCILE, S_DGD, S_WARMUP, S_HELM, S_NATS_PVC, S_JOB, S_PVCS, S_EFS_SC, S_ACCESS_POINTS, S_MOUNT_TARGETS,
     S_FILE_SYSTEM, S_SECURITY_GROUP, S_RESERVED_NODEPOOL, S_RESERVED_NODECLASS, S_GPU_NODEPOOL,
     S_CLUSTER_OBJECTS, S_CLUSTER,
 )
@@ -367,6 +372,7 @@ STEP_ORDER: tuple[str, ...] = (
 STEP_TITLES: dict[str, str] = {
     S_RECONCILE: "Mark what is already gone in the ledger",
     S_DGD: "Delete the DynamoGraphDeployments (while the operator runs)",
+    S_WARMUP: "Delete the GPU warm-up Deployment",
     S_HELM: "Uninstall the Dynamo platform (helm)",
     S_NATS_PVC: "Delete the NATS volume the uninstall leaves",
     S_JOB: "Delete the model-download Job",
@@ -387,6 +393,7 @@ STEP_TITLES: dict[str, str] = {
 STEP_DEPENDS: dict[str, tuple[str, ...]] = {
     S_RECONCILE: (),
     S_DGD: (S_RECONCILE,),
+    S_WARMUP: (S_RECONCILE,),
     S_HELM: (S_DGD,),  # the operator must outlive the graphs so their finalizers clear
     S_NATS_PVC: (S_HELM,),  # the StatefulSet must be gone or it re-creates its claim
     S_JOB: (S_RECONCILE,),
@@ -396,17 +403,17 @@ STEP_DEPENDS: dict[str, tuple[str, ...]] = {
     S_MOUNT_TARGETS: (S_PVCS, S_DGD, S_JOB),
     S_FILE_SYSTEM: (S_MOUNT_TARGETS, S_ACCESS_POINTS),
     S_SECURITY_GROUP: (S_MOUNT_TARGETS,),  # the mount targets' network interfaces hold it
-    S_RESERVED_NODEPOOL: (S_DGD, S_JOB),
+    S_RESERVED_NODEPOOL: (S_DGD, S_JOB, S_WARMUP),
     S_RESERVED_NODECLASS: (S_RESERVED_NODEPOOL,),
-    S_GPU_NODEPOOL: (S_DGD, S_JOB),
-    S_CLUSTER_OBJECTS: (S_HELM, S_NATS_PVC, S_PVCS, S_EFS_SC, S_RESERVED_NODECLASS, S_GPU_NODEPOOL),
+    S_GPU_NODEPOOL: (S_DGD, S_JOB, S_WARMUP),
+    S_CLUSTER_OBJECTS: (S_HELM, S_NATS_PVC, S_PVCS, S_EFS_SC, S_RESERVED_NODECLASS, S_GPU_NODEPOOL, S_WARMUP),
     S_CLUSTER: (S_HELM, S_NATS_PVC, S_PVCS, S_EFS_SC, S_FILE_SYSTEM, S_SECURITY_GROUP, S_RESERVED_NODECLASS,
-                S_GPU_NODEPOOL, S_CLUSTER_OBJECTS),  # the security group must go before the VPC can
+                S_GPU_NODEPOOL, S_CLUSTER_OBJECTS, S_WARMUP),  # the security group must go before the VPC can
 }
 
 # Real-world upper bounds (tool-output-and-timings.md §3); a sandbox scales them down.
 STEP_TIMEOUTS: dict[str, float] = {
-    S_RECONCILE: 60, S_DGD: 600, S_HELM: 600, S_NATS_PVC: 300, S_JOB: 300, S_PVCS: 600, S_EFS_SC: 120,
+    S_RECONCILE: 60, S_DGD: 600, S_WARMUP: 300, S_HELM: 600, S_NATS_PVC: 300, S_JOB: 300, S_PVCS: 600, S_EFS_SC: 120,
     S_ACCESS_POINTS: 300, S_MOUNT_TARGETS: 1200, S_FILE_SYSTEM: 600, S_SECURITY_GROUP: 900,
     S_RESERVED_NODEPOOL: 900, S_RESERVED_NODECLASS: 600, S_GPU_NODEPOOL: 900, S_CLUSTER_OBJECTS: 600,
     S_CLUSTER: 2700,
@@ -431,6 +438,8 @@ def step_for(item: InventoryItem) -> str:
     k = item.kind
     if k == DGD:
         return S_DGD
+    if k == DEPLOYMENT:
+        return S_WARMUP
     if k == HELM_RELEASE:
         return S_HELM
     if k == PVC:
@@ -548,7 +557,7 @@ def manual_command(ref: Ref, region: str | None, cluster: str | None) -> str:
         return f"helm uninstall {ref.name}{ns}"
     kube_ctx = f"aws eks update-kubeconfig --name {cluster}{r} && " if cluster else ""
     resource = {
-        DGD: "dynamographdeployment", JOB: "job", PVC: "pvc", STORAGE_CLASS: "storageclass",
+        DGD: "dynamographdeployment", DEPLOYMENT: "deployment", JOB: "job", PVC: "pvc", STORAGE_CLASS: "storageclass",
         NODEPOOL: "nodepool", NODECLASS: "nodeclass", NAMESPACE: "namespace", SECRET: "secret",
     }.get(k, k)
     return f"{kube_ctx}kubectl{ns} delete {resource} {ref.name}"

@@ -32,6 +32,7 @@ def test_discovery_finds_our_labelled_objects_and_the_helm_leftovers_in_our_name
         ("namespace", "", NS),
         ("dgd", NS, "demo-agg"),
         ("job", NS, "model-download"),
+        ("deployment", NS, "dynamo-wizard-gpu-warmup"),
         ("pvc", NS, "model-cache"), ("pvc", NS, "compilation-cache"), ("pvc", NS, "perf-cache"),
         ("pvc", NS, "dynamo-platform-nats-js-dynamo-platform-nats-0"),
         ("secret", NS, "hf-token-secret"),
@@ -123,7 +124,7 @@ def test_full_kube_deletion_in_graph_order_keeps_theirs(kube: Any, tmp_path: Any
     inventory = c.build_inventory("demo", [], disc)
     specs = c.plan_deletion(inventory)
     assert [s.step_id for s in specs] == [
-        c.S_DGD, c.S_HELM, c.S_NATS_PVC, c.S_JOB, c.S_PVCS, c.S_EFS_SC, c.S_RESERVED_NODEPOOL,
+        c.S_DGD, c.S_WARMUP, c.S_HELM, c.S_NATS_PVC, c.S_JOB, c.S_PVCS, c.S_EFS_SC, c.S_RESERVED_NODEPOOL,
         c.S_RESERVED_NODECLASS, c.S_GPU_NODEPOOL, c.S_CLUSTER_OBJECTS]
     lines: list[str] = []
     for spec in specs:
@@ -133,6 +134,9 @@ def test_full_kube_deletion_in_graph_order_keeps_theirs(kube: Any, tmp_path: Any
     assert any("helm uninstall dynamo-platform -n dynamo-system --kubeconfig" in line for line in lines)
     assert _discover(api).found == []
     assert core.read_namespace("team-b").metadata.name == "team-b"
+    # Our warm-up Deployment went; the operator's (helm's, no label of ours) is for helm to remove.
+    assert [d.metadata.name for d in client.AppsV1Api(api).list_namespaced_deployment(NS).items] == [
+        "dynamo-platform-dynamo-operator-controller-manager"]
     assert {p.metadata.name for p in core.list_namespaced_persistent_volume_claim("team-b").items} == {
         "dynamo-platform-nats-js-dynamo-platform-nats-0", "model-cache"}
     pools = client.CustomObjectsApi(api).list_cluster_custom_object("karpenter.sh", "v1", "nodepools")["items"]

@@ -118,6 +118,10 @@ def build_kube(api: client.ApiClient, deployment: str = "demo", *, with_foreign:
         "metadata": {"name": "dynamo-platform-dynamo-operator-controller-manager", "namespace": NS},
         "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
                  "spec": {"containers": [{"name": "m", "image": "x"}]}}}})
+    client.AppsV1Api(api).create_namespaced_deployment(NS, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("dynamo-wizard-gpu-warmup", NS),
+        "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": {"metadata": {"labels": {"app": "w"}},
+                 "spec": {"containers": [{"name": "warmup", "image": "x"}]}}}})
     storage.create_storage_class({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                                   "metadata": meta("efs-sc-dynamic"), "provisioner": "efs.csi.aws.com"})
     storage.create_storage_class({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
