@@ -688,6 +688,11 @@ class ProvisionScreen(Screen[None]):
         self.app.push_screen(ConfirmDialog(title, message, confirm_label="Stop", cancel_label="Keep going",
                                            destructive=True), answered)
 
+    def request_quit(self) -> None:
+        """For the app's own quit (ctrl+q, a priority binding the screen cannot see first): ask, stop at a
+        safe point, then exit; exits at once when nothing runs."""
+        self.action_quit_wizard()
+
     def action_quit_wizard(self) -> None:
         if self.state == "running":
             self._stop_then(

@@ -233,3 +233,14 @@ async def test_the_header_shows_the_capacity_block_time_left(tmp_path: Path) -> 
         await wait_until(pilot, lambda: screen.state == "done")
         assert "block left 5h 00m" in screen.header_text()
         assert "Capacity Block ends in 5h 00m" in screen.result_plain
+
+
+async def test_request_quit_when_idle_exits_at_once(tmp_path: Path) -> None:
+    plan = example_plan("agg")
+    runner = ScriptedRunner(STEPS, happy_events())
+    app = ProvisionHost(lambda: ProvisionScreen(plan, lambda p: runner, log_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.provision
+        await wait_until(pilot, lambda: screen.state == "done")
+        screen.request_quit()
+        await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
