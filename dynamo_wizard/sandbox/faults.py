@@ -37,7 +37,7 @@ class Faults:
     # -------------------------------------------------------------------------------- parse / serialise
 
     @classmethod
-    def parse(cls, text: str | None) -> "Faults":
+    def parse(cls, text: str | None) -> Faults:
         f = cls()
         f.update_from_text(text)
         return f
@@ -104,7 +104,7 @@ class Faults:
                     "pending": self.pending, "oom-download": self.oom_download, "fired": list(self.fired[-50:])}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Faults":
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
         f = cls()
         f.throttle = float(data.get("throttle") or 0)
         f.fail_once = list(data.get("fail-once") or [])

@@ -75,5 +75,10 @@ class SimClock:
     async def sleep_for(self, name: str) -> None:
         await asyncio.sleep(self.duration(name))
 
+    def timeout(self, real_seconds: float, floor: float = 5.0) -> float:
+        """A deadline a tool was given in real-world terms (helm --timeout 15m), in sandbox seconds. The
+        floor covers the fixed latencies of the simulation's own loops, which do not scale."""
+        return max(self.scaled(real_seconds), floor)
+
     def blocking_sleep(self, real_seconds: float) -> None:
         time.sleep(self.scaled(real_seconds))

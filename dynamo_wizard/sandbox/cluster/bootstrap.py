@@ -47,7 +47,7 @@ class ClusterInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ClusterInfo":
+    def from_dict(cls, data: dict[str, Any]) -> ClusterInfo:
         d = dict(data)
         d["subnets"] = [Subnet(**s) for s in d.get("subnets") or []]
         return cls(**d)

@@ -27,7 +27,7 @@ class Shape:
         """Types that take minutes to boot (p-types, per tool-output-and-timings §3)."""
         return self.category == "p"
 
-    def allocatable(self) -> "Res":
+    def allocatable(self) -> Res:
         # kube-reserved/system-reserved as Auto Mode leaves them, roughly
         return Res(cpu=self.vcpus - 0.08 - 0.01 * self.vcpus, mem=int(self.memory_mib * 0.9), gpu=self.gpus,
                    efa=self.efa, pods=110 if self.vcpus < 64 else 250)
@@ -84,10 +84,10 @@ class Res:
     efa: int = 0
     pods: int = 0
 
-    def __add__(self, o: "Res") -> "Res":
+    def __add__(self, o: Res) -> Res:
         return Res(self.cpu + o.cpu, self.mem + o.mem, self.gpu + o.gpu, self.efa + o.efa, self.pods + o.pods)
 
-    def fits_in(self, cap: "Res") -> bool:
+    def fits_in(self, cap: Res) -> bool:
         return (self.cpu <= cap.cpu + 1e-9 and self.mem <= cap.mem and self.gpu <= cap.gpu and self.efa <= cap.efa
                 and self.pods <= cap.pods)
 

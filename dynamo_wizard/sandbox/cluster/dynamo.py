@@ -68,14 +68,14 @@ def _resources(svc: dict[str, Any]) -> dict[str, Any]:
 
 
 class DynamoMixin:
-    def operator_running(self: "ClusterSim") -> bool:
+    def operator_running(self: ClusterSim) -> bool:
         for dep in self.store.list(self.t("apps", "deployments")):
             if dep["metadata"]["name"].endswith("dynamo-operator-controller-manager") and \
                     int((dep.get("status") or {}).get("readyReplicas", 0)) > 0:
                 return True
         return False
 
-    def reconcile_dgd(self: "ClusterSim", ns: str, name: str) -> None:
+    def reconcile_dgd(self: ClusterSim, ns: str, name: str) -> None:
         rtype = self.store.registry.by_key(DGD)
         if rtype is None:
             return
@@ -152,7 +152,7 @@ class DynamoMixin:
             if state == "successful" and (cur.get("status") or {}).get("state") != "successful":
                 self.events.emit(cur, "Normal", "Ready", "All resources are ready", "dynamo-operator")
 
-    def _component_deployment(self: "ClusterSim", dgd: Obj, comp: str, svc: dict[str, Any]) -> tuple[str, Obj]:
+    def _component_deployment(self: ClusterSim, dgd: Obj, comp: str, svc: dict[str, Any]) -> tuple[str, Obj]:
         name = dgd["metadata"]["name"]
         spec = dgd.get("spec") or {}
         ctype = (svc.get("componentType") or "worker").lower()
@@ -215,7 +215,7 @@ class DynamoMixin:
             dep_name = f"{name}-{comp.lower()}-{digest}"
         return dep_name, {"metadata": {"labels": labels}, "spec": pod_spec}
 
-    def after_workload_status(self: "ClusterSim", obj: Obj) -> None:
+    def after_workload_status(self: ClusterSim, obj: Obj) -> None:
         owner = next((r for r in obj["metadata"].get("ownerReferences") or []
                       if r.get("kind") == "DynamoGraphDeployment"), None)
         if owner:
@@ -229,7 +229,7 @@ class DynamoMixin:
 
     # ---------------------------------------------------------------------------------- frontend answers
 
-    def models_for(self: "ClusterSim", frontend_pod: Obj) -> list[str]:
+    def models_for(self: ClusterSim, frontend_pod: Obj) -> list[str]:
         graph = (frontend_pod["metadata"].get("labels") or {}).get(L_GRAPH)
         if not graph:
             return []
@@ -246,7 +246,7 @@ class DynamoMixin:
                     models.append(served)
         return models
 
-    async def proxy(self: "ClusterSim", ns: str, svc_name: str, port: str, path: str, method: str,
+    async def proxy(self: ClusterSim, ns: str, svc_name: str, port: str, path: str, method: str,
                     body: bytes) -> tuple[int, str, bytes]:
         from ..kube.selectors import labels_match, selector_from_label_selector
 

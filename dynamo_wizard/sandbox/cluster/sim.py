@@ -82,7 +82,7 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
         ev = self._kicks[name]
         try:
             await asyncio.wait_for(ev.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         ev.clear()
 

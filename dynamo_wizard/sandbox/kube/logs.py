@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -43,7 +43,7 @@ class LogHub:
                     try:
                         when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
                     except ValueError:
-                        when, text = datetime.now(timezone.utc), raw
+                        when, text = datetime.now(UTC), raw
                     log.lines.append((when, text))
         return log
 
@@ -53,7 +53,7 @@ class LogHub:
 
     def write(self, ns: str, pod: str, container: str, *texts: str) -> None:
         log = self.get(ns, pod, container)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         new = [(now, t) for text in texts for t in text.split("\n")]
         log.lines.extend(new)
         path = self._file(ns, pod, container)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -109,8 +109,10 @@ class ApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
+            # Any bearer token is accepted (sandbox contract §2). A request without one is let in too:
+            # kubectl (client-go) never sends a token to an http:// server, and `sandbox env` promises kubectl.
             auth = request.headers.get("Authorization", "")
-            if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            if auth and not auth.lower().startswith("bearer "):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             return await self._dispatch(request)
         except ApiError as err:
@@ -288,7 +290,7 @@ class ApiServer:
                           q.get("propagationPolicy"), None, dry_run)
             return _json({"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version,
                           "metadata": {"resourceVersion": str(st.rv)}, "items": objs})
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+        raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _versioned(self, rtype: ResourceType, obj: Obj, route: Route | None = None) -> Obj:
         return obj
@@ -364,7 +366,7 @@ class ApiServer:
                     break
                 try:
                     kind, obj = await asyncio.wait_for(queue.get(), timeout=min(remaining, 5.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
             if drop:
@@ -410,7 +412,7 @@ class ApiServer:
         since = int(q["sinceSeconds"]) if q.get("sinceSeconds") else None
         lines = list(clog.lines)
         if since is not None:
-            cutoff = datetime.now(timezone.utc) - timedelta(seconds=since)
+            cutoff = datetime.now(UTC) - timedelta(seconds=since)
             lines = [ln for ln in lines if ln[0] >= cutoff]
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
@@ -440,7 +442,7 @@ class ApiServer:
                 waiter = clog.changed
                 try:
                     await asyncio.wait_for(waiter.wait(), timeout=2.0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):

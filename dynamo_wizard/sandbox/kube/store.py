@@ -14,7 +14,7 @@ import copy
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ApiError, already_exists, conflict, invalid, not_found
@@ -29,7 +29,7 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what the API server uses for gene
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def random_suffix(n: int = 5) -> str:

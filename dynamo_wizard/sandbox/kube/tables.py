@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .resources import ResourceType
@@ -14,10 +14,10 @@ def age(ts: str | None) -> str:
     if not ts:
         return "<unknown>"
     try:
-        then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return "<unknown>"
-    s = int((datetime.now(timezone.utc) - then).total_seconds())
+    s = int((datetime.now(UTC) - then).total_seconds())
     if s < 120:
         return f"{s}s"
     if s < 3600:
@@ -84,5 +84,5 @@ def table(rtype: ResourceType, objs: list[Obj], list_rv: str) -> Obj:
         "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": list_rv},
         "columnDefinitions": cols,
         "rows": [{"cells": r, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                                         "metadata": o["metadata"]}} for r, o in zip(rows, objs)],
+                                         "metadata": o["metadata"]}} for r, o in zip(rows, objs, strict=True)],
     }
