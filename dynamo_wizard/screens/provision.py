@@ -9,9 +9,9 @@
   (back to the review), `c` clean up.
 - Quitting or going back during a run asks first, then cancels the runner, which stops at a safe point.
 
-Threads: the runner runs in a thread worker and reports through a listener. Output lines go straight
-into the log buffer (thread-safe, flushed ~20 times a second); every other event is posted as a
-`ProvisionScreen.RunEvent` message, so no worker code touches a widget. The pod watch, when there is
+Threads: `tui.widgets.run_view.RunMonitor` runs the runner in a thread worker and listens: output lines
+go straight into the log buffer (thread-safe, flushed ~20 times a second); every other event is posted
+as a `RunEvent` message, so no worker code touches a widget. The pod watch, when there is
 one, runs in its own thread worker and feeds a `PodView` the table reads at its own pace.
 """
 
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -31,19 +31,14 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..core.catalog import Catalog, load_catalog
 from ..core.events import (
     Event,
-    Listener,
     ResourceRecorded,
     RunFinished,
-    RunStarted,
-    StepFinished,
-    StepOutput,
     StepStarted,
 )
 from ..core.inventory import CapacityReservation
@@ -55,20 +50,10 @@ from ..core.redact import redact
 from ..tui.widgets.confirm import ConfirmDialog
 from ..tui.widgets.log_panes import LogPanes
 from ..tui.widgets.pod_table import PodTable
+from ..tui.widgets.run_view import RunEvent, RunMonitor, RunnerLike
 from ..tui.widgets.step_list import StepList, format_elapsed
 
 Clock = Callable[[], float]
-
-
-@runtime_checkable
-class RunnerLike(Protocol):
-    """What the screen needs of core.runner's runner."""
-
-    def add_listener(self, listener: Listener) -> None: ...
-
-    def run(self) -> Any: ...
-
-    def cancel(self) -> None: ...
 
 
 RunnerFactory = Callable[[Plan], RunnerLike]
@@ -128,24 +113,6 @@ def format_time_left(seconds: float) -> str:
     if days:
         return f"{days}d {hours}h"
     return f"{hours}h {mins:02d}m" if hours else f"{mins}m"
-
-
-def runner_steps(runner: Any) -> list[tuple[str, str]]:
-    """(id, title) of the runner's steps, in its order, when it tells them before running."""
-    steps = getattr(runner, "steps", None)
-    if callable(steps):
-        steps = steps()
-    if isinstance(steps, dict):
-        steps = list(steps.values())
-    out: list[tuple[str, str]] = []
-    for step in steps or ():
-        if isinstance(step, tuple) and len(step) == 2:
-            out.append((str(step[0]), str(step[1])))
-            continue
-        step_id = getattr(step, "id", None) or getattr(step, "step_id", None) or getattr(step, "name", None)
-        if step_id:
-            out.append((str(step_id), str(getattr(step, "title", None) or step_id)))
-    return out
 
 
 class Result:
@@ -241,14 +208,6 @@ class ProvisionScreen(Screen[None]):
         Binding("s", "focus_steps", "Steps", show=False),
     ]
 
-    class RunEvent(Message):
-        """A runner event (not output lines: those go straight to the log buffer)."""
-
-        def __init__(self, event: Event, run_number: int) -> None:
-            super().__init__()
-            self.event = event
-            self.run_number = run_number
-
     def __init__(
         self,
         plan: Plan | None = None,
@@ -278,15 +237,12 @@ class ProvisionScreen(Screen[None]):
         self.autostart = autostart
         self.state = "idle"  # idle | running | stopping | done | failed | cancelled
         self.runner: RunnerLike | None = None
-        self.run_number = 0
         self.started_at: float | None = None
         self.finished_at: float | None = None
-        self.failed_steps: list[str] = []
         self.resources: list[ResourceRecorded] = []
         self.summary = ""
         self.result_plain = ""
         """The result panel's text (for tests and the headless views)."""
-        self._following = True
         self._leave_after_stop: str | None = None  # "quit" | "back"
         self._pod_view: PodView | None = None
         self._pod_stop = threading.Event()
@@ -316,7 +272,7 @@ class ProvisionScreen(Screen[None]):
                 raise RuntimeError("no runner: the app has no make_runner(plan) and none was given")
             source = factory
         if isinstance(source, RunnerLike):
-            if self.run_number > 1:
+            if self.run_number >= 1:
                 # A runner object runs once; retry needs a factory.
                 raise RuntimeError("this runner cannot run again; give the screen a runner factory")
             return source
@@ -349,7 +305,7 @@ class ProvisionScreen(Screen[None]):
         return self.query_one("#prov-pods", PodTable)
 
     def on_mount(self) -> None:
-        self._log_buffer = self.log_panes.buffer  # the listener's way in, from the runner's threads
+        self.monitor = RunMonitor(self, self.step_list, self.log_panes, worker_name="provision-runner")
         self.title = f"Provisioning {self.plan.deployment}"
         self.pod_table.border_title = f"Pods in {self.plan.namespace}"
         self._pod_view = PodView(namespace=self.plan.namespace)
@@ -370,92 +326,43 @@ class ProvisionScreen(Screen[None]):
         """Start (or, after a failure, resume) the run in a thread worker."""
         if self.state in ("running", "stopping"):
             return
-        self.run_number += 1
         try:
             runner = self._make_runner()
         except Exception as err:  # noqa: BLE001 - shown to the user, never a traceback
-            self.run_number -= 1
             self._show_result_text(Result("✗ Cannot start", "bold", redact(str(err))), "failed")
             self.state = "failed"
             return
         self.runner = runner
-        run_number = self.run_number
-        runner.add_listener(lambda event: self._listen(event, run_number))
-        self.step_list.reset_unfinished()
-        self.step_list.set_steps(runner_steps(runner))
-        for step_id, title in runner_steps(runner):
-            self.log_panes.add_step(step_id, title)
         self.state = "running"
-        self.failed_steps = []
         self.summary = ""
         self.started_at = self.clock()
         self.finished_at = None
-        self._following = True
         self.remove_class("-finished")
         self._show_result_text(None, "")
+        self.monitor.start(runner)
         self._update_header()
         self._start_pod_watch()
-        self.run_worker(lambda: self._run_in_thread(runner, run_number), thread=True,
-                        name="provision-runner", group="provision", exit_on_error=False)
 
-    def _run_in_thread(self, runner: RunnerLike, run_number: int) -> None:
-        self._run_finished_seen = False
-        try:
-            runner.run()
-        except Exception as err:  # noqa: BLE001 - a runner bug must not take the screen down
-            self.post_message(self.RunEvent(RunFinished(ok=False, summary=f"the runner stopped: {err}"), run_number))
-            return
-        if not self._run_finished_seen:
-            cancelled = self.state == "stopping"
-            self.post_message(self.RunEvent(RunFinished(ok=False, cancelled=cancelled), run_number))
+    @property
+    def run_number(self) -> int:
+        return self.monitor.run_number if self.is_mounted else 0
 
-    def _listen(self, event: Event, run_number: int) -> None:
-        """The runner's listener: runs in the runner's threads. Touches no widget."""
-        buffer = self._log_buffer
-        if isinstance(event, StepOutput):
-            buffer.append(event.step_id, redact(event.line))
-            return
-        if isinstance(event, RunStarted) and event.log_dir:
-            buffer.use_files_of(Path(event.log_dir))  # the runner writes the full logs itself
-        elif isinstance(event, StepStarted):
-            if event.log_path:
-                buffer.set_path(event.step_id, Path(event.log_path))
-            buffer.start(event.step_id, event.title, event.at)
-        elif isinstance(event, RunFinished):
-            self._run_finished_seen = True
-        self.post_message(self.RunEvent(event, run_number))
+    @property
+    def failed_steps(self) -> list[str]:
+        return self.monitor.failed_steps
 
     def feed(self, event: Event) -> None:
         """Apply an event as if the runner had sent it (tests, and replays of a recorded run)."""
-        self._listen(event, self.run_number)
+        self.monitor.feed(event)
 
     @on(RunEvent)
     def _on_run_event(self, message: RunEvent) -> None:
-        if message.run_number != self.run_number:
+        if not self.monitor.apply(message):
             return  # from an earlier attempt
         event = message.event
-        steps = self.step_list
-        if isinstance(event, RunStarted):
-            steps.set_steps((d.step_id, d.title) for d in event.steps)
-            for d in event.steps:
-                self.log_panes.add_step(d.step_id, d.title)
-        elif isinstance(event, StepStarted):
+        if isinstance(event, StepStarted):
             if self.started_at is None or event.at < self.started_at:
                 self.started_at = event.at  # the run began with its first step
-            steps.step_started(event.step_id, event.title, event.at)
-            self.log_panes.add_step(event.step_id, event.title)
-            if event.log_path:
-                self.log_panes.set_log_path(event.step_id, Path(event.log_path))
-            if self._following:
-                steps.follow(event.step_id)
-                self.log_panes.show(event.step_id)
-        elif isinstance(event, StepFinished):
-            steps.step_finished(event.step_id, event.status, event.elapsed, event.error, event.fix)
-            if event.status == "failed":
-                self.failed_steps.append(event.step_id)
-                if self._following:
-                    steps.follow(event.step_id)
-                    self.log_panes.show(event.step_id)
         elif isinstance(event, ResourceRecorded):
             self.resources.append(event)
         elif isinstance(event, RunFinished):
@@ -463,7 +370,6 @@ class ProvisionScreen(Screen[None]):
         self._update_header()
 
     def _finished(self, event: RunFinished) -> None:
-        self.log_panes.flush()
         self.finished_at = self.clock()
         self.summary = redact(event.summary)
         if event.ok:
@@ -478,9 +384,6 @@ class ProvisionScreen(Screen[None]):
             self._show_result_text(self._success_text(), "done")
         elif self.state == "failed":
             self._show_result_text(self._failure_text(), "failed")
-            if self.failed_steps:  # its last lines, right under the error
-                self.step_list.follow(self.failed_steps[0])
-                self.log_panes.show(self.failed_steps[0])
         else:
             self._show_result_text(self._cancelled_text(), "cancelled")
         self.refresh_bindings()
@@ -638,16 +541,10 @@ class ProvisionScreen(Screen[None]):
 
     @on(StepList.StepSelected)
     def _step_selected(self, message: StepList.StepSelected) -> None:
-        if message.by_user:
-            self._following = False
-        self.log_panes.show(message.step_id)
+        self.monitor.step_selected(message)
 
     def action_follow(self) -> None:
-        self._following = True
-        running = [s.step_id for s in self.step_list.states.values() if s.status == "running"]
-        if running:
-            self.step_list.follow(running[-1])
-            self.log_panes.show(running[-1])
+        self.monitor.follow_run()
         self.notify("Following the run.", timeout=2)
 
     def action_focus_pods(self) -> None:
