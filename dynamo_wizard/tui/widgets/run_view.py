@@ -117,7 +117,8 @@ class RunMonitor:
         """Touches no widget: lines into the buffer, the rest posted to the host."""
         buffer = self.buffer
         if isinstance(event, StepOutput):
-            buffer.append(event.step_id, redact(event.line))
+            if run_number == self.run_number:  # a stray line of an earlier run stays out
+                buffer.append(event.step_id, redact(event.line))
             return
         if isinstance(event, RunStarted) and event.log_dir:
             buffer.use_files_of(Path(event.log_dir))  # the runner writes the full logs itself
