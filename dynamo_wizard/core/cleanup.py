@@ -603,12 +603,18 @@ class Pacing:
     backoff_start: float = 5.0
     backoff_max: float = 60.0
     timeout_scale: float = 1.0
+    # Floor under scaled timeouts: a tool (helm, eksctl) is a process to start and a machine may be busy;
+    # a scaled clock must not turn that into a failure.
+    min_timeout: float = 0.0
 
     @classmethod
     def scaled(cls, speed: float) -> Pacing:
         speed = max(speed, 1e-3)
         return cls(poll=max(0.02, 5.0 / speed), backoff_start=max(0.02, 5.0 / speed),
-                   backoff_max=max(0.1, 60.0 / speed), timeout_scale=1.0 / speed)
+                   backoff_max=max(0.1, 60.0 / speed), timeout_scale=1.0 / speed, min_timeout=60.0)
+
+    def timeout(self, real_seconds: float) -> float:
+        return max(real_seconds * self.timeout_scale, self.min_timeout)
 
 
 @dataclass
@@ -664,7 +670,7 @@ def delete_all(
         else:
             _mark_deleted(ledger, item, step_id)
 
-    deadline = clock() + timeout * pacing.timeout_scale
+    deadline = clock() + pacing.timeout(timeout)
     pending: list[InventoryItem] = []
     for item in items:
         ref = item.ref
@@ -805,7 +811,7 @@ def cleanup_steps(inventory: Inventory, backend: CleanupBackend, *,
             title=spec.title,
             action=_step_action(spec, inventory, backend, pacing, cluster_goes),
             deps=spec.depends_on,
-            timeout=spec.timeout * pacing.timeout_scale * 1.5 + 5.0,
+            timeout=pacing.timeout(spec.timeout) * 1.5 + 30.0,
             timeout_fix="run the cleanup again: it resumes from what is left",
             description=", ".join(r.display_name for r in spec.refs),
         )
