@@ -276,14 +276,53 @@ class Hub:
             cfn = self.moto.backend("cloudformation", args["region"])
             stack = next((s for s in cfn.stacks.values() if s.name == args["stack"]), None)
             if stack is not None:
+                add_event = getattr(stack, "_add_stack_event", None)
+                if add_event is not None:
+                    try:
+                        add_event(args["status"], resource_status_reason=args.get("reason") or None)
+                    except TypeError:
+                        pass
                 if args["status"] == "DELETE_COMPLETE":
                     cfn.stacks.pop(stack.stack_id, None)
                     stack.status = "DELETE_COMPLETE"
                     cfn.deleted_stacks[stack.stack_id] = stack
                 else:
                     stack.status = args["status"]
-                    if args.get("reason"):
-                        stack.status_reason = args["reason"]
+
+    def stack_status(self, region: str, name: str) -> str | None:
+        with self.moto.lock:
+            cfn = self.moto.backend("cloudformation", region)
+            stack = next((s for s in cfn.stacks.values() if s.name == name or s.stack_id == name), None)
+            return None if stack is None else str(stack.status)
+
+    async def delete_stack(self, region: str, name: str, wait: bool, delay_real: float = 60.0) -> str | None:
+        """CloudFormation DeleteStack: DELETE_IN_PROGRESS at once, resources deleted after `delay_real`
+        (scaled), then DELETE_COMPLETE or DELETE_FAILED. Returns the failure when `wait`."""
+        from .aws.stacks import teardown
+
+        status = self.stack_status(region, name)
+        if status is None or status in ("DELETE_COMPLETE", "DELETE_IN_PROGRESS"):
+            return None
+        stack_name = name
+        with self.moto.lock:
+            cfn = self.moto.backend("cloudformation", region)
+            stack = next((s for s in cfn.stacks.values() if s.name == name or s.stack_id == name), None)
+            if stack is not None:
+                stack_name = stack.name
+        self.set_stack_status(region, stack_name, "DELETE_IN_PROGRESS")
+
+        async def run() -> str | None:
+            await self.clock.sleep(delay_real)
+            failure = await asyncio.to_thread(teardown, lambda svc: self.clients.get(svc, region), stack_name)
+            if failure:
+                self.set_stack_status(region, stack_name, "DELETE_FAILED", failure)
+            else:
+                self.set_stack_status(region, stack_name, "DELETE_COMPLETE")
+            return failure
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await task if wait else None
 
     def set_stack_status(self, region: str, stack: str, status: str, reason: str = "") -> None:
         args = {"region": region, "stack": stack, "status": status, "reason": reason}

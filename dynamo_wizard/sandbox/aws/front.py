@@ -167,9 +167,11 @@ class MotoApp:
 
 
 def live_enis(ec2: Any, filters: dict[str, list[str]]) -> list[Any]:
-    """Network interfaces still in use (moto keeps those of terminated instances around)."""
+    """Network interfaces still in use (moto keeps those of terminated instances and deleted NAT gateways)."""
+    gone = {getattr(getattr(n, "_eni", None), "id", None) for n in getattr(ec2, "nat_gateways", {}).values()
+            if getattr(n, "state", "") == "deleted"}
     return [e for e in ec2.get_all_network_interfaces(filters=filters)
-            if not (e.instance is not None and e.instance.state == "terminated")]
+            if not (e.instance is not None and e.instance.state == "terminated") and e.id not in gone]
 
 
 class AwsFront:
@@ -277,6 +279,13 @@ class AwsFront:
                 asyncio.get_running_loop().create_task(self._delete_later(method, url, headers, body,
                                                                           self.clock.duration("efs_mt_delete")))
             return 204, {}, b""
+        if call.service == "cloudformation" and op == "DeleteStack":
+            name = str(p.get("StackName", ""))
+            await self.hub.delete_stack(region, name, wait=False)
+            body = ('<DeleteStackResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
+                    f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+                    "</DeleteStackResponse>")
+            return 200, {"Content-Type": "text/xml"}, body.encode()
         if call.service == "eks" and op == "DeleteCluster":
             name = p.get("name", "")
             record = self.hub.cluster(region, name)

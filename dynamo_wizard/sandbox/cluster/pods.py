@@ -625,12 +625,6 @@ class PodsMixin:
             for claim in self.claims.values():
                 if uid in claim.pods:
                     claim.pods.remove(uid)
-            for v in (pod.get("spec") or {}).get("volumes") or []:
-                claim_name = (v.get("persistentVolumeClaim") or {}).get("claimName")
-                if claim_name:
-                    pvc = self.store.get(self.t("", "persistentvolumeclaims"), ns, claim_name)
-                    if pvc is not None and pvc["metadata"].get("deletionTimestamp"):
-                        self.on_pvc(pvc, "MODIFIED")
             self.kick("sched")
         elif meta.get("deletionTimestamp"):
             if (pod.get("spec") or {}).get("nodeName"):
@@ -642,6 +636,14 @@ class PodsMixin:
                 self.start_pod(ns, name)
             else:
                 self.kick("sched")
+        if kind == "DELETED" or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            # a claim being deleted is released once its last pod is done
+            for v in (pod.get("spec") or {}).get("volumes") or []:
+                claim_name = (v.get("persistentVolumeClaim") or {}).get("claimName")
+                if claim_name:
+                    pvc = self.store.get(self.t("", "persistentvolumeclaims"), ns, claim_name)
+                    if pvc is not None and pvc["metadata"].get("deletionTimestamp"):
+                        self.on_pvc(pvc, "MODIFIED")
         self.enqueue_owner(pod)
         self.endpoints_dirty.add(ns)
         self.pod_changed(pod)

@@ -242,7 +242,7 @@ class Store:
             {k: v for k, v in cur.items() if k not in ("metadata", "status")}
         meta = new["metadata"]
         meta["generation"] = int(cmeta.get("generation", 1)) + (1 if spec_changed else 0)
-        if new == {**cur, "metadata": {**meta, "resourceVersion": cmeta["resourceVersion"]}}:
+        if _comparable(new) == _comparable(cur):
             return cur  # no-op: the API server does not bump resourceVersion either
         if dry_run:
             meta["resourceVersion"] = cmeta["resourceVersion"]
@@ -397,6 +397,11 @@ class Store:
                 continue
             for obj in list(objs.values()):
                 yield rtype, obj
+
+
+def _comparable(obj: Obj) -> Obj:
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in ("resourceVersion", "generation")}
+    return {**obj, "metadata": meta}
 
 
 def _builtin_types() -> tuple[ResourceType, ...]:

@@ -399,97 +399,15 @@ async def create_cluster(ctx: ToolContext, flags: dict[str, Any]) -> int:
     return 0
 
 
-async def _teardown_stack(ctx: ToolContext, region: str, name: str, stack_name: str) -> str | None:
-    """CloudFormation deleting the cluster stack: resources in reverse dependency order. Returns the failure
-    reason, or None when the stack is gone."""
+async def _delete_role_stack(ctx: ToolContext, region: str, stack_name: str) -> None:
+    await ctx.hub.delete_stack(region, stack_name, wait=True, delay_real=0.0)
+
+
+async def _delete_cluster_stack(ctx: ToolContext, region: str, name: str, stack_name: str) -> str | None:
+    """The cluster stack goes once the EKS cluster is gone; CloudFormation then takes most of its time."""
     while await _cluster(ctx, region, name) is not None:
         await asyncio.sleep(max(0.05, ctx.clock.scaled(10)))
-    await ctx.sleep(ctx.clock.real("cluster_stack_delete") * 0.8)
-    try:
-        resources = (await ctx.aws("cloudformation", region, "describe_stack_resources",
-                                   StackName=stack_name))["StackResources"]
-    except Exception:
-        return None
-    phys = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
-    types = {r["LogicalResourceId"]: r["ResourceType"] for r in resources}
-    vpc = phys.get("VPC")
-
-    async def attempt(service: str, method: str, **kw: Any) -> str | None:
-        try:
-            await ctx.aws(service, region, method, **kw)
-        except Exception as err:
-            text = str(err)
-            if "NotFound" in text or "does not exist" in text or "NoSuchEntity" in text:
-                return None
-            return text
-        return None
-    failure: str | None = None
-    for logical, kind in types.items():
-        if kind == "AWS::EC2::NatGateway":
-            await attempt("ec2", "delete_nat_gateway", NatGatewayId=phys[logical])
-    for logical, kind in types.items():
-        if kind == "AWS::EC2::EIP":
-            addrs = (await ctx.aws("ec2", region, "describe_addresses"))["Addresses"]
-            for a in addrs:
-                if a.get("PublicIp") == phys[logical] or a.get("AllocationId") == phys[logical]:
-                    await attempt("ec2", "release_address", AllocationId=a["AllocationId"])
-    if vpc:
-        tables = (await ctx.aws("ec2", region, "describe_route_tables",
-                                Filters=[{"Name": "vpc-id", "Values": [vpc]}]))["RouteTables"]
-        for rt in tables:
-            if any(a.get("Main") for a in rt.get("Associations") or []):
-                continue
-            for a in rt.get("Associations") or []:
-                await attempt("ec2", "disassociate_route_table", AssociationId=a["RouteTableAssociationId"])
-            await attempt("ec2", "delete_route_table", RouteTableId=rt["RouteTableId"])
-        if phys.get("InternetGateway"):
-            await attempt("ec2", "detach_internet_gateway", InternetGatewayId=phys["InternetGateway"], VpcId=vpc)
-            await attempt("ec2", "delete_internet_gateway", InternetGatewayId=phys["InternetGateway"])
-    for logical, kind in types.items():
-        if kind == "AWS::EC2::Subnet":
-            err = await attempt("ec2", "delete_subnet", SubnetId=phys[logical])
-            if err and failure is None:
-                failure = f'AWS::EC2::Subnet/{logical}: DELETE_FAILED – "{err}"'
-    for logical, kind in types.items():
-        if kind == "AWS::EC2::SecurityGroup":
-            err = await attempt("ec2", "delete_security_group", GroupId=phys[logical])
-            if err and failure is None:
-                failure = f'AWS::EC2::SecurityGroup/{logical}: DELETE_FAILED – "{err}"'
-    if vpc and failure is None:
-        err = await attempt("ec2", "delete_vpc", VpcId=vpc)
-        if err:
-            failure = f'AWS::EC2::VPC/VPC: DELETE_FAILED – "{err}"'
-    for logical, kind in types.items():
-        if kind == "AWS::IAM::Role":
-            await _delete_role(ctx, region, phys[logical])
-    await ctx.sleep(ctx.clock.real("cluster_stack_delete") * 0.2)
-    if failure:
-        ctx.hub.set_stack_status(region, stack_name, "DELETE_FAILED", failure)
-        return failure
-    ctx.hub.set_stack_status(region, stack_name, "DELETE_COMPLETE")
-    return None
-
-
-async def _delete_role(ctx: ToolContext, region: str, role: str) -> None:
-    try:
-        attached = (await ctx.aws("iam", region, "list_attached_role_policies", RoleName=role))["AttachedPolicies"]
-        for p in attached:
-            await ctx.aws("iam", region, "detach_role_policy", RoleName=role, PolicyArn=p["PolicyArn"])
-        await ctx.aws("iam", region, "delete_role", RoleName=role)
-    except Exception:
-        pass
-
-
-async def _delete_role_stack(ctx: ToolContext, region: str, stack_name: str) -> None:
-    try:
-        resources = (await ctx.aws("cloudformation", region, "describe_stack_resources",
-                                   StackName=stack_name))["StackResources"]
-    except Exception:
-        return
-    for r in resources:
-        if r["ResourceType"] == "AWS::IAM::Role":
-            await _delete_role(ctx, region, r["PhysicalResourceId"])
-    ctx.hub.set_stack_status(region, stack_name, "DELETE_COMPLETE")
+    return await ctx.hub.delete_stack(region, stack_name, wait=True, delay_real=ctx.clock.real("cluster_stack_delete"))
 
 
 async def delete_cluster(ctx: ToolContext, flags: dict[str, Any]) -> int:
@@ -541,7 +459,7 @@ async def delete_cluster(ctx: ToolContext, flags: dict[str, Any]) -> int:
     has_stack = any(s["StackName"] == stack_name for s in stacks)
     if has_stack:
         _info(ctx, f'will delete stack "{stack_name}"')
-        task = asyncio.get_running_loop().create_task(_teardown_stack(ctx, region, name, stack_name))
+        task = asyncio.get_running_loop().create_task(_delete_cluster_stack(ctx, region, name, stack_name))
         ctx.hub._tasks.add(task)
         task.add_done_callback(ctx.hub._tasks.discard)
         if wait:
