@@ -11,6 +11,7 @@ Checks that need the catalog (does the model fit the GPU, does the type support 
 from __future__ import annotations
 
 import re
+import reprlib
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -345,8 +346,26 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return "".join(parts) or "plan"
 
 
+# Bounded: a hostile value (a billion-laughs alias tree, a 5,000-digit integer) is never rendered whole, so
+# a message about it costs microseconds and cannot fail (repr of a huge int raises ValueError).
+class _ShortRepr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        return f"<a {x.bit_length()}-bit integer>" if x.bit_length() > 128 else repr(x)
+
+
+_SHORT_REPR = _ShortRepr()
+_SHORT_REPR.maxlevel = 3
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxset = _SHORT_REPR.maxdict = 4
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    if isinstance(value, str):
+        text = repr(value[:200])
+    elif isinstance(value, (float, bool)) or value is None:
+        text = repr(value)
+    else:
+        text = _SHORT_REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
