@@ -517,6 +517,38 @@ def plan_deletion(inventory: Inventory, selected: Iterable[tuple[str, str, str]]
     return specs
 
 
+def selection_warnings(inventory: Inventory, selected: Iterable[tuple[str, str, str]]) -> list[str]:
+    """What a partial selection cannot achieve: a deletion whose dependency is left in place fails."""
+    chosen = set(selected)
+    live = inventory.live()
+    kept = [i for i in live if i.key not in chosen]
+    picked = [i for i in live if i.key in chosen]
+
+    def kept_of(kind: str) -> list[InventoryItem]:
+        return [i for i in kept if i.kind == kind]
+
+    warnings: list[str] = []
+    kinds = {i.kind for i in picked}
+    if FILE_SYSTEM in kinds and kept_of(MOUNT_TARGET):
+        warnings.append("the EFS file system cannot be deleted while the mount targets you kept exist")
+    if SECURITY_GROUP in kinds and kept_of(MOUNT_TARGET):
+        warnings.append("the security group cannot be deleted while the mount targets you kept use it")
+    if CLUSTER in kinds:
+        held = [kind_title(i.kind) for i in kept if i.kind in (SECURITY_GROUP, MOUNT_TARGET, FILE_SYSTEM)]
+        if held:
+            warnings.append(f"eksctl cannot delete the cluster's VPC while the kept {', '.join(sorted(set(held)))} "
+                            "hold it")
+        inside = [i for i in kept if i.kind in (PVC, NODEPOOL, DGD, DEPLOYMENT)]
+        if inside:
+            warnings.append("the kept " + ", ".join(sorted({kind_title(i.kind) for i in inside}))
+                            + " go with the cluster anyway (volumes and nodes may outlive it)")
+    if NODECLASS in kinds and any(i.kind == NODEPOOL and is_reserved(i.ref) for i in kept):
+        warnings.append("the reserved NodeClass waits for the reserved NodePool you kept")
+    if HELM_RELEASE in kinds and kept_of(DGD):
+        warnings.append("uninstalling the platform with graphs left leaves their finalizers unhandled")
+    return warnings
+
+
 def topological(specs: list[DeletionStepSpec]) -> list[str]:
     """Step ids in an order that respects every dependency (raises on a cycle)."""
     remaining = {s.step_id: set(s.depends_on) for s in specs}

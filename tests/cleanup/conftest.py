@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import requests
+from kubernetes import client
 from moto.server import ThreadedMotoServer
 
+from dynamo_wizard.cloud.owned import OwnedAws, OwnedResources
+from dynamo_wizard.core.ledger import Ledger
+
+from . import fake_tools
 from .kmock_thread import KmockThread
+from .world import NS, build_aws, build_kube
 
 REGION = "us-east-1"
 
@@ -50,3 +59,40 @@ def kube() -> Iterator[Any]:
     finally:
         api.close()
         server.stop()
+
+
+@dataclass
+class Deployed:
+    session: boto3.session.Session
+    api: client.ApiClient
+    world: Any
+    calls: Path
+
+    def backend(self, region: str) -> OwnedResources:
+        return OwnedResources(region, aws=OwnedAws(region, self.session), kube_factory=lambda _c, _r: self.api)
+
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.calls.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def deployed(aws: boto3.session.Session, kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployed:
+    _, api = kube
+    world = build_aws(aws)
+    build_kube(api, finalizer=False)  # no operator runs in kmock to clear it (the sandbox has one)
+    eksctl, helm, calls = fake_tools.install(tmp_path / "tools")
+    monkeypatch.setenv("DYNAMO_WIZARD_EKSCTL", str(eksctl))
+    monkeypatch.setenv("DYNAMO_WIZARD_HELM", str(helm))
+    monkeypatch.setenv("DW_FAKE_CALLS", str(calls))
+    monkeypatch.setenv("DYNAMO_WIZARD_SANDBOX", "1")  # sandbox pacing: poll fast
+    monkeypatch.setenv("DYNAMO_WIZARD_SANDBOX_SPEED", "20")
+    # What an apply would have written (kinds as the provisioning steps spell them).
+    ledger = Ledger("demo")
+    ledger.created("cluster", "demo", region="us-east-1")
+    ledger.created("security-group", "dynamo-efs-sg", world.sg_id)
+    ledger.created("efs-file-system", "dynamo-efs", world.fs_id)
+    ledger.created("storage-class", "efs-sc-dynamic")
+    ledger.created("pvc", "model-cache", "uid-1", namespace=NS, apiVersion="v1")
+    ledger.created("helm-release", "dynamo-platform", namespace=NS)
+    ledger.intent("dgd", "demo-agg", namespace=NS, apiVersion="nvidia.com/v1alpha1")
+    return Deployed(aws, api, world, calls)

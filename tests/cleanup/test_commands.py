@@ -6,59 +6,19 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from kubernetes import client
 
-from dynamo_wizard.cloud.owned import OwnedAws, OwnedKube, OwnedResources
+from dynamo_wizard.cloud.owned import OwnedAws, OwnedKube
 from dynamo_wizard.commands import cleanup as cmd
 from dynamo_wizard.core import cleanup as c
 from dynamo_wizard.core.events import Event, StepFinished
 from dynamo_wizard.core.ledger import Ledger
 
-from . import fake_tools
-from .world import NS, build_aws, build_kube
-
-
-@dataclass
-class Deployed:
-    session: boto3.session.Session
-    api: client.ApiClient
-    world: Any
-    calls: Path
-
-    def backend(self, region: str) -> OwnedResources:
-        return OwnedResources(region, aws=OwnedAws(region, self.session), kube_factory=lambda _c, _r: self.api)
-
-    def tool_calls(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.calls.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture
-def deployed(aws: boto3.session.Session, kube: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Deployed:
-    _, api = kube
-    world = build_aws(aws)
-    build_kube(api, finalizer=False)  # no operator runs in kmock to clear it (the sandbox has one)
-    eksctl, helm, calls = fake_tools.install(tmp_path / "tools")
-    monkeypatch.setenv("DYNAMO_WIZARD_EKSCTL", str(eksctl))
-    monkeypatch.setenv("DYNAMO_WIZARD_HELM", str(helm))
-    monkeypatch.setenv("DW_FAKE_CALLS", str(calls))
-    monkeypatch.setenv("DYNAMO_WIZARD_SANDBOX", "1")  # sandbox pacing: poll fast
-    monkeypatch.setenv("DYNAMO_WIZARD_SANDBOX_SPEED", "20")
-    # What an apply would have written (kinds as the provisioning steps spell them).
-    ledger = Ledger("demo")
-    ledger.created("cluster", "demo", region="us-east-1")
-    ledger.created("security-group", "dynamo-efs-sg", world.sg_id)
-    ledger.created("efs-file-system", "dynamo-efs", world.fs_id)
-    ledger.created("storage-class", "efs-sc-dynamic")
-    ledger.created("pvc", f"{NS}/model-cache")
-    ledger.created("helm-release", f"{NS}/dynamo-platform")
-    ledger.intent("dgd", f"{NS}/demo-agg")
-    return Deployed(aws, api, world, calls)
+from .conftest import Deployed
+from .world import NS
 
 
 def _args(**kw: Any) -> argparse.Namespace:
