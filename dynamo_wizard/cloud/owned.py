@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -73,6 +74,7 @@ DGD_API = ("nvidia.com", "v1alpha1", "dynamographdeployments")
 NODEPOOL_API = ("karpenter.sh", "v1", "nodepools")
 NODECLASS_API = ("eks.amazonaws.com", "v1", "nodeclasses")
 HELM_RELEASE_NAME = "dynamo-platform"
+CFN_STACK_TAG = "aws:cloudformation:stack-name"  # a resource of a stack goes with its stack
 EKS_CONTROL_PLANE_PER_HOUR = 0.10  # USD, standard support
 EFS_STANDARD_GB_MONTH = 0.30  # USD, us-east-1 Standard storage
 HOURS_PER_MONTH = 730.0
@@ -319,7 +321,9 @@ class OwnedAws:
                 Ref(CLUSTER, name, resource_id=cluster.get("arn")), cost_per_hour=EKS_CONTROL_PLANE_PER_HOUR,
                 detail=str(cluster.get("status", "")).lower(), how="tag"))
         disc.checked.add(CLUSTER)
+        live_stacks: set[str] = set()
         for stack in self.stacks(deployment, our_clusters):
+            live_stacks.add(stack["StackName"])
             disc.found.append(FoundResource(
                 Ref(STACK, stack["StackName"], resource_id=stack.get("StackId")),
                 detail=stack.get("StackStatus", ""), how="tag"))
@@ -347,6 +351,9 @@ class OwnedAws:
                     detail=ap.get("LifeCycleState", ""), aliases=(ap["AccessPointId"],), how="owner"))
         disc.checked.update({FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT})
         for sg in self.security_groups(deployment):
+            stack = _tags(sg.get("Tags")).get(CFN_STACK_TAG)
+            if stack and self._stack_live(stack, live_stacks):
+                continue  # part of a live stack (eksctl's control-plane group): it goes with the stack
             disc.found.append(FoundResource(Ref(SECURITY_GROUP, sg.get("GroupName", sg["GroupId"]),
                                                 resource_id=sg["GroupId"]),
                                             detail=sg.get("VpcId", ""), aliases=(sg["GroupId"],), how="tag"))
@@ -385,6 +392,17 @@ class OwnedAws:
                     left.append(f"cfn-stack:{stack['StackName']}")
         return sorted(left)
 
+    def _stack_live(self, name: str, known_live: set[str]) -> bool:
+        if name in known_live:
+            return True
+        try:
+            stacks = self.cfn.describe_stacks(StackName=name).get("Stacks", [])
+        except Exception as err:  # noqa: BLE001
+            if _error_code(err) == "ValidationError":
+                return False
+            raise
+        return any(s.get("StackStatus") != "DELETE_COMPLETE" for s in stacks)
+
     # The tag index can lag behind a delete (moto keeps the tags of a deleted group; AWS may for a
     # while): confirm the resource itself is still there for the types we know how to look up.
     _EC2_LOOKUPS: dict[str, tuple[str, str, str]] = {
@@ -393,6 +411,7 @@ class OwnedAws:
         "subnet": ("describe_subnets", "SubnetIds", "Subnets"),
         "internet-gateway": ("describe_internet_gateways", "InternetGatewayIds", "InternetGateways"),
         "natgateway": ("describe_nat_gateways", "NatGatewayIds", "NatGateways"),
+        "nat-gateway": ("describe_nat_gateways", "NatGatewayIds", "NatGateways"),
         "route-table": ("describe_route_tables", "RouteTableIds", "RouteTables"),
         "network-interface": ("describe_network_interfaces", "NetworkInterfaceIds", "NetworkInterfaces"),
         "elastic-ip": ("describe_addresses", "AllocationIds", "Addresses"),
@@ -401,6 +420,8 @@ class OwnedAws:
 
     def _ec2_exists(self, resource_type: str, resource_id: str) -> bool:
         lookup = self._EC2_LOOKUPS.get(resource_type)
+        if lookup is None and re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", resource_id):
+            lookup = ("describe_addresses", "PublicIps", "Addresses")  # an Elastic IP tagged by its address
         if lookup is None:
             return True
         method, param, key = lookup
@@ -410,7 +431,7 @@ class OwnedAws:
             if ".NotFound" in _error_code(err) or "NotFound" in _error_code(err):
                 return False
             raise
-        if resource_type == "natgateway":
+        if resource_type in ("natgateway", "nat-gateway"):
             return any(g.get("State") not in ("deleted", "deleting", "failed") for g in found)
         if resource_type == "instance":
             return any(i.get("State", {}).get("Name") != "terminated" for r in found for i in r.get("Instances", []))
