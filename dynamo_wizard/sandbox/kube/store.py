@@ -249,7 +249,10 @@ class Store:
             return new
         meta["resourceVersion"] = self._next_rv()
         key = (cmeta.get("namespace", ""), cmeta["name"])
-        if cmeta.get("deletionTimestamp") and not meta.get("finalizers"):
+        left = meta.get("finalizers")
+        if rtype.key == ("", "namespaces"):
+            left = left or (new.get("spec") or {}).get("finalizers")  # namespaces finalize through spec
+        if cmeta.get("deletionTimestamp") and not left:
             # The last finalizer is gone: the object goes away now.
             self.objects[rtype.key].pop(key, None)
             self._emit("DELETED", rtype, new)

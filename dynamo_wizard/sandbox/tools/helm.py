@@ -117,6 +117,131 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def platform_objects(release: str, namespace: str, version: str, values: dict[str, Any]) -> list[Obj]:
+    """What the dynamo-platform chart installs (its objects as helm would create them), CRDs marked `_crd`."""
+    profile = load_catalog().release(version)
+    ns = namespace
+    meta_ann = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": ns}
+
+    def labels(component: str, chart: str) -> dict[str, str]:
+        return {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/instance": release,
+                "app.kubernetes.io/name": component, "helm.sh/chart": chart,
+                "app.kubernetes.io/version": version}
+    op_name = f"{release}-dynamo-operator-controller-manager"
+    op_labels = {**labels("dynamo-operator", f"dynamo-operator-{version}"), "control-plane": "controller-manager"}
+    objs: list[Obj] = []
+    for crd in (profile.crds if profile and profile.crds_in_chart else ()):
+        plural, group = crd.split(".", 1)
+        kind = {"dynamographdeployments": "DynamoGraphDeployment",
+                "dynamocomponentdeployments": "DynamoComponentDeployment",
+                "dynamographdeploymentrequests": "DynamoGraphDeploymentRequest",
+                "dynamographdeploymentscalingadapters": "DynamoGraphDeploymentScalingAdapter",
+                "dynamomodels": "DynamoModel", "dynamocheckpoints": "DynamoCheckpoint",
+                "dynamoworkermetadatas": "DynamoWorkerMetadata"}.get(plural, plural.capitalize()[:-1])
+        short = {"dynamographdeployments": ["dgd"], "dynamocomponentdeployments": ["dcd"],
+                 "dynamographdeploymentrequests": ["dgdr"]}.get(plural, [])
+        objs.append({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                     "metadata": {"name": crd, "annotations": {"controller-gen.kubebuilder.io/version": "v0.16.4"}},
+                     "spec": {"group": group, "scope": "Namespaced",
+                              "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
+                                        "listKind": f"{kind}List", "shortNames": short},
+                              "versions": [{"name": "v1alpha1", "served": True, "storage": True,
+                                            "subresources": {"status": {}},
+                                            "schema": {"openAPIV3Schema": {
+                                                "type": "object",
+                                                "x-kubernetes-preserve-unknown-fields": True}}}]},
+                     "_crd": True})
+    objs += [
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": op_name, "namespace": ns, "labels": op_labels, "annotations": meta_ann}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": f"{release}-dynamo-operator-manager-role", "labels": op_labels,
+                      "annotations": meta_ann},
+         "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": f"{release}-dynamo-operator-manager-rolebinding", "labels": op_labels,
+                      "annotations": meta_ann},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": f"{release}-dynamo-operator-manager-role"},
+         "subjects": [{"kind": "ServiceAccount", "name": op_name, "namespace": ns}]},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": f"{release}-dynamo-operator-webhook-service", "namespace": ns, "labels": op_labels,
+                      "annotations": meta_ann},
+         "spec": {"selector": {"control-plane": "controller-manager", "app.kubernetes.io/instance": release},
+                  "ports": [{"port": 443, "targetPort": 9443, "protocol": "TCP", "name": "webhook"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": op_name, "namespace": ns, "labels": op_labels, "annotations": meta_ann},
+         "spec": {"replicas": 1,
+                  "selector": {"matchLabels": {"control-plane": "controller-manager",
+                                               "app.kubernetes.io/instance": release}},
+                  "template": {"metadata": {"labels": {"control-plane": "controller-manager",
+                                                       "app.kubernetes.io/instance": release,
+                                                       "app.kubernetes.io/name": "dynamo-operator"}},
+                               "spec": {"serviceAccountName": op_name,
+                                        "containers": [{
+                                            "name": "manager", "command": ["/manager"],
+                                            "args": ["--leader-elect", "--discovery-backend=kubernetes"],
+                                            "image": f"nvcr.io/nvidia/ai-dynamo/kubernetes-operator:{version}",
+                                            "ports": [{"containerPort": 9443, "name": "webhook-server"}],
+                                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                                          "limits": {"cpu": "1", "memory": "1Gi"}}}]}}}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+         "metadata": {"name": f"{release}-dynamo-operator-validating-webhook-configuration", "labels": op_labels,
+                      "annotations": meta_ann},
+         "webhooks": [{"name": "vdynamographdeployment.kb.io", "admissionReviewVersions": ["v1"],
+                       "sideEffects": "None", "failurePolicy": "Fail",
+                       "clientConfig": {"service": {"name": f"{release}-dynamo-operator-webhook-service",
+                                                    "namespace": ns, "path": "/validate"}},
+                       "rules": [{"apiGroups": ["nvidia.com"], "apiVersions": ["v1alpha1"],
+                                  "operations": ["CREATE", "UPDATE"],
+                                  "resources": ["dynamographdeployments"]}]}]},
+    ]
+    nats_values = values.get("nats") or {}
+    nats_enabled = nats_values.get("enabled", bool(profile.nats) if profile else True)
+    if nats_enabled:
+        nats_name = f"{release}-nats"
+        sel = {"app.kubernetes.io/component": "nats", "app.kubernetes.io/instance": release,
+               "app.kubernetes.io/name": "nats"}
+        nlabels = {**labels("nats", "nats-1.3.2"), "app.kubernetes.io/component": "nats"}
+        pvc = (((nats_values.get("config") or {}).get("jetstream") or {}).get("fileStore") or {}).get("pvc") or {}
+        claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                                      "resources": {"requests": {"storage": str(pvc.get("size", "10Gi"))}}}
+        if pvc.get("storageClassName"):
+            claim_spec["storageClassName"] = pvc["storageClassName"]
+        objs += [
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"{nats_name}-config", "namespace": ns, "labels": nlabels,
+                          "annotations": meta_ann},
+             "data": {"nats.conf": "jetstream {\n  max_file_store: 10Gi\n  store_dir: /data\n}\nport: 4222\n"}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": nats_name, "namespace": ns, "labels": nlabels, "annotations": meta_ann},
+             "spec": {"selector": sel, "ports": [{"name": "nats", "port": 4222, "targetPort": 4222}]}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": f"{nats_name}-headless", "namespace": ns, "labels": nlabels,
+                          "annotations": meta_ann},
+             "spec": {"clusterIP": "None", "selector": sel, "publishNotReadyAddresses": True,
+                      "ports": [{"name": "nats", "port": 4222, "targetPort": 4222},
+                                {"name": "monitor", "port": 8222, "targetPort": 8222}]}},
+            {"apiVersion": "apps/v1", "kind": "StatefulSet",
+             "metadata": {"name": nats_name, "namespace": ns, "labels": nlabels, "annotations": meta_ann},
+             "spec": {"replicas": 1, "serviceName": f"{nats_name}-headless", "selector": {"matchLabels": sel},
+                      "podManagementPolicy": "Parallel",
+                      "template": {"metadata": {"labels": sel},
+                                   "spec": {"containers": [
+                                       {"name": "nats", "image": "nats:2.11.8-alpine",
+                                        "args": ["--config", "/etc/nats-config/nats.conf"],
+                                        "ports": [{"containerPort": 4222, "name": "nats"}],
+                                        "volumeMounts": [{"name": f"{nats_name}-js", "mountPath": "/data"}]},
+                                       {"name": "reloader",
+                                        "image": "natsio/nats-server-config-reloader:0.19.1"}]}},
+                      "volumeClaimTemplates": [{"metadata": {"name": f"{nats_name}-js"}, "spec": claim_spec}]}},
+            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+             "metadata": {"name": nats_name, "namespace": ns, "labels": nlabels, "annotations": meta_ann},
+             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": sel}}},
+        ]
+    return objs
+
+
 class Helm:
     def __init__(self, ctx: ToolContext, flags: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -225,129 +350,6 @@ class Helm:
 
     # -------------------------------------------------------------------------------------- objects
 
-    def platform_objects(self, release: str, version: str, values: dict[str, Any]) -> list[Obj]:
-        profile = load_catalog().release(version)
-        ns = self.namespace
-        meta_ann = {"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": ns}
-
-        def labels(component: str, chart: str) -> dict[str, str]:
-            return {"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/instance": release,
-                    "app.kubernetes.io/name": component, "helm.sh/chart": chart,
-                    "app.kubernetes.io/version": version}
-        op_name = f"{release}-dynamo-operator-controller-manager"
-        op_labels = {**labels("dynamo-operator", f"dynamo-operator-{version}"), "control-plane": "controller-manager"}
-        objs: list[Obj] = []
-        for crd in (profile.crds if profile and profile.crds_in_chart else ()):
-            plural, group = crd.split(".", 1)
-            kind = {"dynamographdeployments": "DynamoGraphDeployment",
-                    "dynamocomponentdeployments": "DynamoComponentDeployment",
-                    "dynamographdeploymentrequests": "DynamoGraphDeploymentRequest",
-                    "dynamographdeploymentscalingadapters": "DynamoGraphDeploymentScalingAdapter",
-                    "dynamomodels": "DynamoModel", "dynamocheckpoints": "DynamoCheckpoint",
-                    "dynamoworkermetadatas": "DynamoWorkerMetadata"}.get(plural, plural.capitalize()[:-1])
-            short = {"dynamographdeployments": ["dgd"], "dynamocomponentdeployments": ["dcd"],
-                     "dynamographdeploymentrequests": ["dgdr"]}.get(plural, [])
-            objs.append({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-                         "metadata": {"name": crd, "annotations": {"controller-gen.kubebuilder.io/version": "v0.16.4"}},
-                         "spec": {"group": group, "scope": "Namespaced",
-                                  "names": {"plural": plural, "singular": kind.lower(), "kind": kind,
-                                            "listKind": f"{kind}List", "shortNames": short},
-                                  "versions": [{"name": "v1alpha1", "served": True, "storage": True,
-                                                "subresources": {"status": {}},
-                                                "schema": {"openAPIV3Schema": {
-                                                    "type": "object",
-                                                    "x-kubernetes-preserve-unknown-fields": True}}}]},
-                         "_crd": True})
-        objs += [
-            {"apiVersion": "v1", "kind": "ServiceAccount",
-             "metadata": {"name": op_name, "namespace": ns, "labels": op_labels, "annotations": meta_ann}},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": f"{release}-dynamo-operator-manager-role", "labels": op_labels,
-                          "annotations": meta_ann},
-             "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-             "metadata": {"name": f"{release}-dynamo-operator-manager-rolebinding", "labels": op_labels,
-                          "annotations": meta_ann},
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                         "name": f"{release}-dynamo-operator-manager-role"},
-             "subjects": [{"kind": "ServiceAccount", "name": op_name, "namespace": ns}]},
-            {"apiVersion": "v1", "kind": "Service",
-             "metadata": {"name": f"{release}-dynamo-operator-webhook-service", "namespace": ns, "labels": op_labels,
-                          "annotations": meta_ann},
-             "spec": {"selector": {"control-plane": "controller-manager", "app.kubernetes.io/instance": release},
-                      "ports": [{"port": 443, "targetPort": 9443, "protocol": "TCP", "name": "webhook"}]}},
-            {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": op_name, "namespace": ns, "labels": op_labels, "annotations": meta_ann},
-             "spec": {"replicas": 1,
-                      "selector": {"matchLabels": {"control-plane": "controller-manager",
-                                                   "app.kubernetes.io/instance": release}},
-                      "template": {"metadata": {"labels": {"control-plane": "controller-manager",
-                                                           "app.kubernetes.io/instance": release,
-                                                           "app.kubernetes.io/name": "dynamo-operator"}},
-                                   "spec": {"serviceAccountName": op_name,
-                                            "containers": [{
-                                                "name": "manager", "command": ["/manager"],
-                                                "args": ["--leader-elect", "--discovery-backend=kubernetes"],
-                                                "image": f"nvcr.io/nvidia/ai-dynamo/kubernetes-operator:{version}",
-                                                "ports": [{"containerPort": 9443, "name": "webhook-server"}],
-                                                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                                              "limits": {"cpu": "1", "memory": "1Gi"}}}]}}}},
-            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-             "metadata": {"name": f"{release}-dynamo-operator-validating-webhook-configuration", "labels": op_labels,
-                          "annotations": meta_ann},
-             "webhooks": [{"name": "vdynamographdeployment.kb.io", "admissionReviewVersions": ["v1"],
-                           "sideEffects": "None", "failurePolicy": "Fail",
-                           "clientConfig": {"service": {"name": f"{release}-dynamo-operator-webhook-service",
-                                                        "namespace": ns, "path": "/validate"}},
-                           "rules": [{"apiGroups": ["nvidia.com"], "apiVersions": ["v1alpha1"],
-                                      "operations": ["CREATE", "UPDATE"],
-                                      "resources": ["dynamographdeployments"]}]}]},
-        ]
-        nats_values = values.get("nats") or {}
-        nats_enabled = nats_values.get("enabled", bool(profile.nats) if profile else True)
-        if nats_enabled:
-            nats_name = f"{release}-nats"
-            sel = {"app.kubernetes.io/component": "nats", "app.kubernetes.io/instance": release,
-                   "app.kubernetes.io/name": "nats"}
-            nlabels = {**labels("nats", "nats-1.3.2"), "app.kubernetes.io/component": "nats"}
-            pvc = (((nats_values.get("config") or {}).get("jetstream") or {}).get("fileStore") or {}).get("pvc") or {}
-            claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
-                                          "resources": {"requests": {"storage": str(pvc.get("size", "10Gi"))}}}
-            if pvc.get("storageClassName"):
-                claim_spec["storageClassName"] = pvc["storageClassName"]
-            objs += [
-                {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": f"{nats_name}-config", "namespace": ns, "labels": nlabels,
-                              "annotations": meta_ann},
-                 "data": {"nats.conf": "jetstream {\n  max_file_store: 10Gi\n  store_dir: /data\n}\nport: 4222\n"}},
-                {"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": nats_name, "namespace": ns, "labels": nlabels, "annotations": meta_ann},
-                 "spec": {"selector": sel, "ports": [{"name": "nats", "port": 4222, "targetPort": 4222}]}},
-                {"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": f"{nats_name}-headless", "namespace": ns, "labels": nlabels,
-                              "annotations": meta_ann},
-                 "spec": {"clusterIP": "None", "selector": sel, "publishNotReadyAddresses": True,
-                          "ports": [{"name": "nats", "port": 4222, "targetPort": 4222},
-                                    {"name": "monitor", "port": 8222, "targetPort": 8222}]}},
-                {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                 "metadata": {"name": nats_name, "namespace": ns, "labels": nlabels, "annotations": meta_ann},
-                 "spec": {"replicas": 1, "serviceName": f"{nats_name}-headless", "selector": {"matchLabels": sel},
-                          "podManagementPolicy": "Parallel",
-                          "template": {"metadata": {"labels": sel},
-                                       "spec": {"containers": [
-                                           {"name": "nats", "image": "nats:2.11.8-alpine",
-                                            "args": ["--config", "/etc/nats-config/nats.conf"],
-                                            "ports": [{"containerPort": 4222, "name": "nats"}],
-                                            "volumeMounts": [{"name": f"{nats_name}-js", "mountPath": "/data"}]},
-                                           {"name": "reloader",
-                                            "image": "natsio/nats-server-config-reloader:0.19.1"}]}},
-                          "volumeClaimTemplates": [{"metadata": {"name": f"{nats_name}-js"}, "spec": claim_spec}]}},
-                {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-                 "metadata": {"name": nats_name, "namespace": ns, "labels": nlabels, "annotations": meta_ann},
-                 "spec": {"maxUnavailable": 1, "selector": {"matchLabels": sel}}},
-            ]
-        return objs
-
     def apply_objects(self, objs: list[Obj]) -> None:
         for obj in objs:
             is_crd = obj.pop("_crd", False)
@@ -424,7 +426,7 @@ class Helm:
                                       "description": "A Helm chart for NVIDIA Dynamo Platform."},
                          "values": {}},
                "config": values, "manifest": ""}
-        objs = self.platform_objects(release, version, values) if chart == "dynamo-platform" else []
+        objs = platform_objects(release, self.namespace, version, values) if chart == "dynamo-platform" else []
         rel["manifest"] = "\n".join("---\n" + yaml.safe_dump({k: v for k, v in o.items() if k != "_crd"})
                                     for o in objs if not o.get("_crd"))
         self.write_release(rel)
