@@ -817,6 +817,20 @@ def _step_action(spec: DeletionStepSpec, inventory: Inventory, backend: CleanupB
         if not outcome.ok:
             err = DeletionFailed(outcome)
             raise StepError(str(err), err.fix)
+        if spec.step_id == S_CLUSTER:
+            # The check that its stacks are gone: anything of ours eksctl did not take (a stack it never
+            # knew about, one created late by an interrupted run) is deleted here, directly.
+            late = [f for f in backend.discover(inventory.deployment, []).found if f.ref.kind in (STACK, CLUSTER)]
+            if late:
+                ctx.log("still there after eksctl: " + ", ".join(f.ref.display_name for f in late))
+                again = delete_all(
+                    [InventoryItem(ref=f.ref, state="exists", detail=f.detail) for f in late], backend,
+                    ctx.ledger or Ledger(inventory.deployment), ctx.log, step_id=spec.step_id,
+                    region=inventory.region, cluster=inventory.cluster_name, timeout=spec.timeout, pacing=pacing,
+                    sleep=ctx.sleep, clock=ctx.clock, record=record, cancel=ctx.cancel)
+                if not again.ok:
+                    err = DeletionFailed(again)
+                    raise StepError(str(err), err.fix)
         if spec.step_id == S_CLUSTER and ctx.ledger is not None:
             # Everything of ours inside the cluster went with it: close the ledger lines still open.
             for res in ctx.ledger.live_resources():

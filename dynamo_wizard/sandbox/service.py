@@ -36,6 +36,9 @@ class Service:
         self.hub: Any = None
         self.front: Any = None
         self.runner: Any = None
+        # Fake eksctl/helm calls still at work (their work goes on after the caller is killed); in status,
+        # so tests can wait for the world to settle after a crash.
+        self.tools_running: dict[int, list[str]] = {}
 
     async def run(self) -> None:
         from aiohttp import web
@@ -176,7 +179,7 @@ class Service:
         return {"pid": os.getpid(), "port": self.port, "url": f"http://127.0.0.1:{self.port}",
                 "uptime": round(time.time() - self.started, 1), "speed": hub.clock.speed,
                 "faults": hub.faults.to_dict(), "clusters": clusters, "aws_calls": self.front.calls,
-                "dir": str(self.layout.root)}
+                "dir": str(self.layout.root), "tools_running": [list(v) for v in self.tools_running.values()]}
 
     async def run_tool(self, request: Any) -> Any:
         from aiohttp import web
@@ -205,6 +208,8 @@ class Service:
         task = asyncio.get_running_loop().create_task(body())
         self.hub._tasks.add(task)
         task.add_done_callback(self.hub._tasks.discard)
+        self.tools_running[id(task)] = [str(tool), *ctx.argv]
+        task.add_done_callback(lambda t: self.tools_running.pop(id(t), None))
         resp = web.StreamResponse(status=200, headers={"Content-Type": "application/x-ndjson"})
         await resp.prepare(request)
         try:
