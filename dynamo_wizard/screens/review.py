@@ -124,6 +124,8 @@ class ReviewScreen(WizardScreen):
 
     def on_review_loaded(self, message: ReviewLoaded) -> None:
         self.loading_done()
+        if self.query_one("#review-tabs", TabbedContent).active == "summary":
+            self.query_one("#summary-scroll").focus()  # the loading overlay may have moved focus to the tabs
         r = message.review
         self.review = r
         self.query_one("#review-cost", Static).update(self._table(r.cost_lines) if r.cost_lines else "")

@@ -16,7 +16,15 @@ from ..core.catalog import InstanceType
 from ..core.errors import PlanError
 from ..core.plan import Mode
 from ..core.redact import redact, register_secret
-from ..tui.choices import ModelChoice, fit_problems, gpus_for, instance_type_info, mode_choices, model_choices
+from ..tui.choices import (
+    MODE_TITLES,
+    ModelChoice,
+    fit_problems,
+    gpus_for,
+    instance_type_info,
+    mode_choices,
+    model_choices,
+)
 from ..tui.messages import LoadFailed, RegionLoaded
 from ..tui.widgets.choice_table import ChoiceRow, ChoiceTable
 from .base import WizardScreen
@@ -49,7 +57,7 @@ class ServingScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         answers = self.wizard.answers
         yield ChoiceTable(["Mode", "How"], reason_column="", id="modes", classes="short-list")
-        yield ChoiceTable(["Model", "Weights GB", "GPUs/worker (TP)", "Needs GB"], reason_column="Fits", id="models")
+        yield ChoiceTable(["Model", "Weights GB", "GPUs (TP)", "Needs GB"], reason_column="Fits", id="models")
         with Horizontal(id="replicas-row"):
             yield Label("Workers ", classes="field-label agg-only")
             yield Input(str(answers.replicas), id="replicas", classes="agg-only number", type="integer")
@@ -163,6 +171,11 @@ class ServingScreen(WizardScreen):
         decode = self._replicas("decode", "Decode workers") or 1
         gpus = model.gpus_needed
         problems = fit_problems(model.model, t, gpus) if model.fits else [model.reason]
+        mode_row = self.query_one("#modes", ChoiceTable).highlighted_row
+        if mode_row is not None and not mode_row.available:
+            fit.update(Text(f"{MODE_TITLES.get(mode, mode)} is not possible here: {mode_row.reason}"))
+            fit.set_class(True, "-problem")
+            return
         nodes = instances_needed(mode, t, gpus, replicas, prefill, decode)
         price = f" ≈ ${nodes * t.on_demand_price:.2f}/h on demand" if t.on_demand_price else ""
         if problems:
@@ -183,7 +196,8 @@ class ServingScreen(WizardScreen):
     @on(ChoiceTable.Refused)
     def _refused(self, event: ChoiceTable.Refused) -> None:
         event.stop()
-        self.refuse(f"{event.key} is not possible: {event.reason}")
+        what = MODE_TITLES.get(event.key, event.key)
+        self.refuse(f"{what} is not possible: {event.reason}")
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:

@@ -125,6 +125,7 @@ class WizardApp(App[int]):
         register_secret(self.hf_token)
         self.confirmed_plan: Plan | None = None
         self.cleanup_deployment: str | None = None
+        self.cleanup_requests: list[str | None] = []  # every jump to cleanup, in order
         self.last_export: Path | None = None
         # Discovery results, kept so that Back and forward again do not ask AWS twice.
         self.region_summaries: list[RegionSummary] | None = None
@@ -303,6 +304,7 @@ class WizardApp(App[int]):
     def start_cleanup(self, deployment: str | None = None) -> None:
         """Jump to cleanup: the cleanup screen (installed as "cleanup") reads `app.cleanup_deployment`."""
         self.cleanup_deployment = deployment
+        self.cleanup_requests.append(deployment)
         if self._install_optional("cleanup"):
             self.push_screen("cleanup")
             return

@@ -5,9 +5,6 @@ Discovery they are given, cloud)."""
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +13,6 @@ from ..core.ledger import Ledger
 from ..core.paths import deployment_dir, known_deployments
 from ..core.plan import Plan, load_plan
 from .messages import DeploymentInfo
-
-TOOL_ENV = {"eksctl": "DYNAMO_WIZARD_EKSCTL", "helm": "DYNAMO_WIZARD_HELM"}
 
 
 def _optional(module: str) -> Any | None:
@@ -38,24 +33,10 @@ def runner_factory() -> Any | None:
 
 
 def check_tools() -> list[ToolCheck]:
-    """eksctl and helm, found as the product runs them (env override, else PATH), with versions."""
-    preflight = _optional("dynamo_wizard.core.preflight")
-    if preflight is not None and hasattr(preflight, "check_tools"):
-        return list(preflight.check_tools())
-    checks: list[ToolCheck] = []
-    for name, args in (("eksctl", ["version"]), ("helm", ["version", "--short"])):
-        path = os.environ.get(TOOL_ENV[name]) or shutil.which(name)
-        if not path:
-            checks.append(ToolCheck(name, None, None, False, f"{name} not found on PATH; install it before applying"))
-            continue
-        try:
-            out = subprocess.run([path, *args], capture_output=True, text=True, timeout=15, check=False)
-            version = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else None
-            checks.append(ToolCheck(name, path, version, out.returncode == 0,
-                                    "" if out.returncode == 0 else f"`{name} {' '.join(args)}` failed"))
-        except (OSError, subprocess.TimeoutExpired) as err:
-            checks.append(ToolCheck(name, path, None, False, f"cannot run {path}: {err}"))
-    return checks
+    """eksctl, helm and kubectl as the product runs them (env override, else PATH), with versions
+    (dynamo_wizard.cloud.tools; looked up by name so that tui does not import cloud)."""
+    tools = importlib.import_module("dynamo_wizard.cloud.tools")
+    return list(tools.check_tools())
 
 
 def deployments_info() -> list[DeploymentInfo]:

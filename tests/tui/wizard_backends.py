@@ -13,6 +13,8 @@ FIXED_NOW, so what the screens show never depends on the day the tests run.
 from __future__ import annotations
 
 import logging
+import stat
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,3 +89,58 @@ def wizard_aws(wizard_aws_server: WizardAws, monkeypatch: pytest.MonkeyPatch, tm
 def make_app(discovery: Any, **kwargs: Any) -> WizardApp:
     kwargs.setdefault("now", lambda: FIXED_NOW)
     return WizardApp(discovery, **kwargs)
+
+
+# Where the tools are found is shown on screen (preflight verdicts), so it must be the same on every run
+# and every machine: links in one fixed folder.
+TOOLS_DIR = Path(tempfile.gettempdir()) / "dynamo-wizard-wizard-tests" / "bin"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def wizard_tools(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """eksctl has no binary that runs here: a stand-in answering `eksctl version` as eksctl does. helm and
+    kubectl are the real binaries of .tools/bin (scripts/get-k8s-tools.sh)."""
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    eksctl = TOOLS_DIR / "eksctl"
+    eksctl.write_text("#!/bin/sh\n[ \"$1\" = version ] && echo 0.215.0 && exit 0\necho \"eksctl stand-in: $*\" >&2\nexit 1\n")
+    eksctl.chmod(eksctl.stat().st_mode | stat.S_IXUSR)
+    for name in ("helm", "kubectl"):
+        link = TOOLS_DIR / name
+        target = REPO / ".tools" / "bin" / name
+        if not target.exists():
+            pytest.fail(f"{target} is missing: run scripts/get-k8s-tools.sh .tools/bin")
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+    for name, var in (("eksctl", "DYNAMO_WIZARD_EKSCTL"), ("helm", "DYNAMO_WIZARD_HELM"),
+                      ("kubectl", "DYNAMO_WIZARD_KUBECTL")):
+        monkeypatch.setenv(var, str(TOOLS_DIR / name))
+    return TOOLS_DIR
+
+
+# The sandbox service (tests/conftest.py: one service per test module) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandbox_discovery(sandbox_service: Any) -> Iterator[AwsDiscovery]:
+    """The product's discovery against the module's sandbox service, shared by the module's tests (it caches
+    what it read: reading 24 regions takes seconds)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in sandbox_service.env.items():
+            mp.setenv(key, value)
+        discovery = AwsDiscovery(boto3.Session(), max_workers=8)
+    yield discovery
+    discovery.close()
+
+
+@pytest.fixture
+def wizard_sandbox(sandbox_env: Any, sandbox_discovery: AwsDiscovery, monkeypatch: pytest.MonkeyPatch,
+                   tmp_path: Path) -> AwsDiscovery:
+    """This test pointed at the sandbox as `dynamo-wizard --sandbox` does, with a state directory of its own
+    (drafts and ledgers of one test never reach another)."""
+    home = tmp_path / "wizard-home"
+    home.mkdir()
+    monkeypatch.setenv("DYNAMO_WIZARD_HOME", str(home))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return sandbox_discovery

@@ -287,7 +287,7 @@ class ChoiceTable(Vertical, can_focus=False):
         parts = [] if r.available else [f"Unavailable: {r.reason}"]
         if r.detail:
             parts.append(r.detail)
-        detail.update(Text("  ".join(parts)))
+        detail.update(Text(" · ".join(parts)))
         detail.set_class(not r.available, "-unavailable")
 
     # Filter ----------------------------------------------------------------------------------------
