@@ -5,7 +5,12 @@
   lines a second.
 - Every line goes straight to the step's log file on disk (the full log, whatever the screen keeps).
 - A timer moves what accumulated into the `Log` widgets at most `FLUSHES_PER_SECOND` times a second, one
-  `write_lines` per pane per flush, so the cost of rendering does not grow with the input rate.
+  `write_lines` per pane per flush, so the cost of rendering does not grow with the input rate. A tick
+  moves at most `FLUSH_MAX_LINES` lines (the rest at the next ticks), so a burst never makes one long
+  frame that keys wait behind (bench/log_pane.py: key latency under a 10,000 lines/s flood).
+- New lines are measured (for the horizontal scroll range) without rich's per-character loop for lines
+  that are plain ASCII or whose other characters were seen before (`line_width`), and a frame looks the
+  pane's style up once, not once a line.
 - Memory is bounded: a pane keeps `max_lines`, and lines waiting for the next flush are bounded too (the
   oldest are dropped from the screen, never from the file).
 - `Log`, not `RichLog`: plain text lines are cheap to store and render.
@@ -25,12 +30,17 @@ from pathlib import Path
 from typing import IO
 
 from rich.cells import cell_len
+from rich.style import Style
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import Log
 
 FLUSHES_PER_SECOND = 20
+FLUSH_MAX_LINES = 2_000
+"""Lines one timer tick moves to the panes: 40,000 lines/s, four times the flood the panes are built for."""
 DEFAULT_MAX_LINES = 10_000
 TAIL_LINES = 40
 """Lines kept per step for the failure summary, independent of the panes."""
@@ -58,6 +68,28 @@ def _for_screen(line: str) -> str:
     if "\r" in line:
         line = line.rstrip("\r").rsplit("\r", 1)[-1]
     return line if len(line) <= SHOWN_LINE_MAX else line[:SHOWN_LINE_MAX] + "…"
+
+
+_PRINTABLE_ASCII_RUNS = re.compile(r"[\x20-\x7e]+")
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_JOINERS = ("\u200d", "\ufe0f")  # zero-width joiner, variation selector 16: width depends on neighbours
+
+
+def line_width(line: str) -> int:
+    """Cells a line takes on the screen, as `Log` shows it: rich's `cell_len` of the line with tabs
+    expanded and control codes replaced, without rich's Python loop over every character.
+
+    Printable ASCII is one cell a character; the other characters are measured by rich as one string,
+    which its cache makes free when it recurs (eksctl's `ℹ`, a progress bar's blocks)."""
+    if line.isascii() and line.isprintable():
+        return len(line)
+    rest = _PRINTABLE_ASCII_RUNS.sub("", line)
+    if _CONTROL.search(rest):  # tabs, control codes: measured as Log shows them
+        line = Log._process_line(line)
+        rest = _PRINTABLE_ASCII_RUNS.sub("", line)
+    if any(joiner in rest for joiner in _JOINERS):
+        return cell_len(line)
+    return len(line) - len(rest) + cell_len(rest)
 
 
 @dataclass
@@ -145,16 +177,24 @@ class LogBuffer:
         for line in lines:
             self.append(step_id, line)
 
-    def take(self) -> dict[str, list[str]]:
-        """Lines waiting for the screen, per step; flushes the files so they are current on disk."""
+    def take(self, limit: int | None = None) -> dict[str, list[str]]:
+        """Lines waiting for the screen, per step (at most `limit` a step, the oldest first; the rest
+        stay for the next call); flushes the files so they are current on disk."""
         with self._lock:
             taken: dict[str, list[str]] = {}
             if self._ready:
+                left = False
                 for step_id, step in self._steps.items():
-                    if step.pending:
-                        taken[step_id] = list(step.pending)
-                        step.pending.clear()
-                self._ready = False
+                    pending = step.pending
+                    if not pending:
+                        continue
+                    if limit is None or len(pending) <= limit:
+                        taken[step_id] = list(pending)
+                        pending.clear()
+                    else:
+                        taken[step_id] = [pending.popleft() for _ in range(limit)]
+                        left = True
+                self._ready = left
             for step in self._steps.values():
                 if step.dirty and step.file is not None:
                     step.file.flush()
@@ -211,11 +251,26 @@ class StepLogPane(Log):
 
     def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]
         # Log measures new lines in a thread worker per write; at 20 batches a second that is a thread
-        # start per batch, and a worker still running when the app closes fails the app. Measuring in
-        # place costs ~2 µs a line.
+        # start per batch, and a worker still running when the app closes fails the app. Measured in
+        # place, ~1 µs a line (rich's cell_len loops over every character of a line that is not pure
+        # ASCII: ~20 µs for a line of eksctl output with its `ℹ`).
         if lines:
-            process = self._process_line
-            self._update_maximum_width(updates, max(cell_len(process(line)) for line in lines))
+            self._update_maximum_width(updates, max(map(line_width, lines)))
+
+    _frame_style: Style | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Log looks the widget's style up for every line (it walks every ancestor's CSS, ~0.2 ms): once
+        # a frame is enough.
+        self._frame_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    @property
+    def rich_style(self) -> Style:
+        return self._frame_style or super().rich_style
 
     following = True
     """The view is at the end and stays there as lines come (false once the user scrolls up)."""
@@ -284,7 +339,10 @@ class LogPanes(Container):
         return iter(())
 
     def on_mount(self) -> None:
-        self.set_interval(1 / FLUSHES_PER_SECOND, self.flush, name="log-panes-flush")
+        self.set_interval(1 / FLUSHES_PER_SECOND, self._flush_tick, name="log-panes-flush")
+
+    def _flush_tick(self) -> None:
+        self.flush(limit=FLUSH_MAX_LINES)
 
     def on_unmount(self) -> None:
         self.flush()
@@ -336,9 +394,10 @@ class LogPanes(Container):
         """Thread-safe: buffer a line for `step_id`; it reaches the file now and the screen at the next flush."""
         self.buffer.append(step_id, line)
 
-    def flush(self) -> None:
-        """Move buffered lines into the panes: one `write_lines` per pane, however many lines arrived."""
-        taken = self.buffer.take()
+    def flush(self, limit: int | None = None) -> None:
+        """Move buffered lines into the panes: one `write_lines` per pane, however many lines arrived
+        (at most `limit` a pane; the timer's ticks use `FLUSH_MAX_LINES`)."""
+        taken = self.buffer.take(limit)
         if not taken:
             return
         self.flush_count += 1
