@@ -44,13 +44,25 @@ def _request(url: str, data: dict[str, Any] | None = None, timeout: float = 5.0)
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # the service is our own child when this process started it: reap it once it has exited
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def running(directory: str | Path | None = None) -> dict[str, Any] | None:
@@ -178,7 +190,7 @@ def reset(directory: str | Path | None = None) -> dict[str, Any]:
     layout = _layout(directory)
     info = layout.read_service() or {}
     stop(layout.root)
-    for name in ("state.json", "aws-journal.jsonl", "calls.jsonl", "kubeconfig"):
+    for name in ("state.json", "aws-state.pickle", "calls.jsonl", "kubeconfig"):
         (layout.root / name).unlink(missing_ok=True)
     for sub in ("clusters", "wizard-home"):
         shutil.rmtree(layout.root / sub, ignore_errors=True)

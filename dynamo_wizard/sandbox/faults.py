@@ -58,7 +58,7 @@ class Faults:
                 k = key.replace("_", "-").lower()
                 if k == "throttle":
                     try:
-                        share = float(value) if value not in (True, None) else 0.2
+                        share = 0.2 if value is True or value is None else float(value)
                     except (TypeError, ValueError):
                         raise FaultError(f"throttle: {value!r} is not a number; give a share such as 0.2") from None
                     if not 0 <= share <= 1:

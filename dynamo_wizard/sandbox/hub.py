@@ -70,6 +70,7 @@ class Hub:
         self.clusters: dict[tuple[str, str], ClusterRecord] = {}
         self.instance_reservations: dict[str, str] = {}
         self.dirty = False
+        self.aws_saved_at = 0.0
         self.front: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -271,7 +272,7 @@ class Hub:
     # -------------------------------------------------------------------------------------- persistence
 
     def apply_op(self, op: str, args: dict[str, Any]) -> None:
-        """Replays an internal operation of the journal (changes made to moto's backends directly)."""
+        """A change moto has no API for, made to its backend directly (caller holds the moto lock)."""
         if op == "stack_status":
             cfn = self.moto.backend("cloudformation", args["region"])
             stack = next((s for s in cfn.stacks.values() if s.name == args["stack"]), None)
@@ -328,7 +329,7 @@ class Hub:
         args = {"region": region, "stack": stack, "status": status, "reason": reason}
         with self.moto.lock:
             self.apply_op("stack_status", args)
-        self.moto.record_op("stack_status", args)
+            self.moto.mutations += 1
 
     def _gaps_snapshot(self) -> dict[str, Any]:
         with self.gaps.lock:
@@ -363,7 +364,7 @@ class Hub:
                                       pod_identity_associations=a.get("pod_identity_associations") or [])
                 self.gaps.addons.setdefault((a["region"], a["cluster"]), {})[a["name"]] = addon
 
-    def save(self) -> None:
+    def save(self, aws: bool = True) -> None:
         state = {
             "version": 1, "saved": time.time(), "speed": self.clock.speed, "faults": self.faults.to_dict(),
             "clusters": [r.to_dict() for r in self.clusters.values()],
@@ -371,6 +372,9 @@ class Hub:
             "gaps": self._gaps_snapshot(),
             "lifecycle": self.front.lifecycle_snapshot() if self.front is not None else {},
         }
+        if aws:
+            self.moto.save()
+            self.aws_saved_at = time.monotonic()
         _write_json(self.directory / "state.json", state)
         for record in self.clusters.values():
             if record.sim is not None and (record.sim.store.dirty or not (self.cluster_dir(record) / "store.json")
@@ -428,8 +432,11 @@ class Hub:
         while True:
             await asyncio.sleep(0.5)
             try:
-                if self.dirty or any(r.sim is not None and r.sim.store.dirty for r in self.clusters.values()):
-                    self.save()
+                # AWS (moto's pickled backends, megabytes) at most every few seconds; the rest as it changes
+                aws = self.moto.mutations != self.moto.saved_mutations and \
+                    time.monotonic() - self.aws_saved_at > 3.0
+                if aws or self.dirty or any(r.sim is not None and r.sim.store.dirty for r in self.clusters.values()):
+                    await asyncio.to_thread(self.save, aws)
             except Exception:
                 log.exception("saving the sandbox state")
 

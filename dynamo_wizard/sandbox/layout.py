@@ -62,8 +62,8 @@ class Layout:
         return self.root / "aws-config"
 
     @property
-    def journal(self) -> Path:
-        return self.root / "aws-journal.jsonl"
+    def aws_snapshot(self) -> Path:
+        return self.root / "aws-state.pickle"
 
     def tool(self, name: str) -> Path:
         return self.bin / name

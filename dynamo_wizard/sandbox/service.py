@@ -61,27 +61,30 @@ class Service:
         endpoint = f"http://127.0.0.1:{self.port}"
         clock = SimClock(self.speed)
         faults = Faults()
-        moto = MotoApp(self.layout.journal)
+        moto = MotoApp(self.layout.aws_snapshot)
         self.hub = hub = Hub(self.layout.root, clock, faults, moto, endpoint)
         self.front = hub.front = AwsFront(hub, moto, hub.gaps, faults, clock)
-        replayed = await asyncio.to_thread(moto.replay, hub.apply_op)
+        restored = await asyncio.to_thread(moto.load)
         await hub.load()
         clock.set_speed(self.speed)
         if self.faults_text:
             faults.update_from_text(self.faults_text)
         install(self.layout.root, sys.executable)
         self.write_service_json()
-        log.info("sandbox service ready on %s in %.2fs (journal: %d entries replayed)", endpoint,
-                 time.monotonic() - t0, replayed)
+        log.info("sandbox service ready on %s in %.2fs%s", endpoint, time.monotonic() - t0,
+                 " (AWS state restored)" if restored else "")
         loop = asyncio.get_running_loop()
         saver = loop.create_task(hub.autosave())
-        warm = loop.create_task(self.warm_up())
+        # DYNAMO_WIZARD_SANDBOX_WARMUP=0 skips it (tests of the service's lifecycle that make no AWS calls)
+        warm = loop.create_task(self.warm_up() if os.environ.get("DYNAMO_WIZARD_SANDBOX_WARMUP", "1") != "0"
+                                else asyncio.sleep(0))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         await self.stopping.wait()
         saver.cancel()
         warm.cancel()
         await hub.stop()
+        await asyncio.sleep(0.2)  # calls the simulation had in flight to the AWS front finish while it still serves
         await self.runner.cleanup()
         self.layout.service_json.unlink(missing_ok=True)
         log.info("sandbox service stopped")
@@ -247,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("werkzeug", "botocore", "urllib3", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    # moto's default AMIs (1,300 images with volumes) and AWS-managed IAM policies cost seconds at start and
+    # nothing in the sandbox needs them (Auto Mode picks its own AMIs; nothing evaluates IAM)
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "false"
     # the service's own boto3 clients talk to itself; nothing of the user's AWS setup may leak in
     for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         os.environ.pop(var, None)
@@ -263,12 +269,19 @@ def main(argv: list[str] | None = None) -> int:
             prior = None
         speed = float(prior or os.environ.get("DYNAMO_WIZARD_SANDBOX_SPEED") or 1.0)
     service = Service(layout, speed, args.faults)
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.run(service.run())
+        # not asyncio.run(): its shutdown waits for every worker thread, see the exit below
+        loop.run_until_complete(service.run())
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
-    return 0
+    # The world is saved. Worker threads of cancelled simulation tasks may still be retrying a call to the AWS
+    # front that just closed (boto3 backs off for seconds): do not wait for them.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ class SimClock:
     def real(self, name: str) -> float:
         return REAL[name]
 
-    def duration(self, name: str) -> float:
-        return self.scaled(REAL[name])
+    def duration(self, name: str, floor: float = 0.0) -> float:
+        """Sandbox seconds for a named real-world duration; `floor` keeps a state observable at high speeds."""
+        return max(self.scaled(REAL[name]), floor)
 
     async def sleep(self, real_seconds: float) -> None:
         await asyncio.sleep(self.scaled(real_seconds))

@@ -50,8 +50,8 @@ class Clients:
                     self._session = boto3.session.Session(aws_access_key_id="sandbox-internal",
                                                           aws_secret_access_key="sandbox-internal")
                 c = self._session.client(service, region_name=region, endpoint_url=self.endpoint,
-                                         config=Config(retries={"mode": "standard", "max_attempts": 5},
-                                                       connect_timeout=5, read_timeout=60))
+                                         config=Config(retries={"mode": "standard", "max_attempts": 3},
+                                                       connect_timeout=2, read_timeout=60))
 
                 def mark(request: Any, **_: Any) -> None:
                     request.headers[INTERNAL_HEADER] = "1"

@@ -5,7 +5,6 @@ AWS in ways the wizard must cope with."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import threading
@@ -30,10 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandbox.aws")
 INTERNAL_HEADER = "X-Dynamo-Wizard-Sandbox-Internal"
 ACCOUNT = "123456789012"
-_KEEP_HEADERS = ("authorization", "content-type", "x-amz-target", "x-amz-date", "x-amz-content-sha256",
-                 "x-amz-security-token", "accept")
 
 Response = tuple[int, dict[str, str], bytes]
+# The shortest time an intermediate AWS state (EFS creating/deleting, EKS DELETING) lasts, whatever the speed:
+# long enough for a client to see it once.
+OBSERVABLE = 0.5
 
 
 def _ec2_error(code: str, message: str, status: int = 400) -> Response:
@@ -82,28 +82,22 @@ def throttle_for(call: Call) -> Response:
 
 
 class MotoApp:
-    """moto's WSGI app, called in-process; one call at a time, reseeded before every mutating call so a
-    replay of the journal gives the same ids."""
+    """moto's WSGI app, called in-process, one call at a time. Its backends are saved to disk (pickled: ids,
+    tags and states exactly as they were) so a restarted service finds the same AWS."""
 
-    def __init__(self, journal: Path | None) -> None:
-        import os
+    # the services the sandbox and the wizard use; their backends are what a restart must keep
+    PERSISTED = ("ec2", "iam", "cloudformation", "eks", "efs", "sts")
 
-        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    def __init__(self, snapshot: Path | None) -> None:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         self.app = DomainDispatcherApplication(create_backend_app)
         self.lock = threading.Lock()
-        self.journal = journal
-        self.counter = 0
-        self.replaying = False
+        self.snapshot = snapshot
+        self.mutations = 0
+        self.saved_mutations = 0
 
-    def _seed(self, n: int) -> None:
-        from moto.moto_api._internal import mock_random
-
-        mock_random.seed(1_000_003 + n)
-
-    def call(self, method: str, url: str, headers: dict[str, str], body: bytes, mutating: bool,
-             record: bool = True) -> Response:
+    def call(self, method: str, url: str, headers: dict[str, str], body: bytes, mutating: bool) -> Response:
         from werkzeug.test import EnvironBuilder, run_wsgi_app
 
         split = urlsplit(url)
@@ -112,15 +106,7 @@ class MotoApp:
         environ = builder.get_environ()
         with self.lock:
             if mutating:
-                self.counter += 1
-                self._seed(self.counter)
-                if record and self.journal is not None and not self.replaying:
-                    entry = {"kind": "http", "n": self.counter, "method": method,
-                             "url": split.path + (f"?{split.query}" if split.query else ""),
-                             "headers": {k: v for k, v in headers.items() if k.lower() in _KEEP_HEADERS},
-                             "body": base64.b64encode(body).decode()}
-                    with self.journal.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(entry) + "\n")
+                self.mutations += 1
             app_iter, status, resp_headers = run_wsgi_app(self.app, environ, buffered=True)
             try:
                 payload = b"".join(app_iter)
@@ -132,33 +118,44 @@ class MotoApp:
                                         if k.lower() not in ("content-length", "transfer-encoding", "connection",
                                                              "server", "date")}, payload
 
-    def record_op(self, op: str, args: dict[str, Any]) -> None:
-        if self.journal is None or self.replaying:
-            return
-        with self.lock, self.journal.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"kind": "op", "op": op, "args": args}) + "\n")
+    def save(self) -> bool:
+        """Write the backends (all at once, so references between services survive). True if written."""
+        import os
+        import pickle
 
-    def replay(self, apply_op: Callable[[str, dict[str, Any]], None]) -> int:
-        if self.journal is None or not self.journal.exists():
-            return 0
-        self.replaying = True
-        n = 0
+        from moto.backends import get_backend
+
+        if self.snapshot is None:
+            return False
+        with self.lock:
+            if self.mutations == self.saved_mutations and (self.snapshot.exists() or self.mutations == 0):
+                return False
+            data = pickle.dumps({svc: get_backend(svc) for svc in self.PERSISTED},  # type: ignore[call-overload]
+                                protocol=pickle.HIGHEST_PROTOCOL)
+            self.saved_mutations = self.mutations
+        tmp = self.snapshot.with_name(self.snapshot.name + f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(self.snapshot)
+        return True
+
+    def load(self) -> bool:
+        import pickle
+
+        from moto.backends import get_backend
+
+        if self.snapshot is None or not self.snapshot.exists():
+            return False
         try:
-            for raw in self.journal.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(raw)
-                except ValueError:
-                    continue
-                if entry.get("kind") == "http":
-                    self.counter = int(entry["n"]) - 1
-                    self.call(entry["method"], "http://127.0.0.1" + entry["url"], entry["headers"],
-                              base64.b64decode(entry["body"]), mutating=True, record=False)
-                elif entry.get("kind") == "op":
-                    apply_op(entry["op"], entry.get("args") or {})
-                n += 1
-        finally:
-            self.replaying = False
-        return n
+            saved = pickle.loads(self.snapshot.read_bytes())  # noqa: S301 - our own file, written above
+        except Exception:
+            log.exception("the saved AWS state in %s cannot be read; starting with a fresh AWS", self.snapshot)
+            return False
+        with self.lock:
+            for svc, backends in saved.items():
+                current = get_backend(svc)  # type: ignore[call-overload]
+                current.clear()
+                current.update(backends)
+        return True
 
     def backend(self, service: str, region: str) -> Any:
         from moto.backends import get_backend
@@ -276,8 +273,8 @@ class AwsFront:
                 return _rest_error("MountTargetNotFound", f"Mount target '{mt}' does not exist.", 404)
             if mt not in self.mt_deleting:
                 self.mt_deleting[mt] = time.monotonic()
-                asyncio.get_running_loop().create_task(self._delete_later(method, url, headers, body,
-                                                                          self.clock.duration("efs_mt_delete")))
+                asyncio.get_running_loop().create_task(self._delete_later(
+                    method, url, headers, body, self.clock.duration("efs_mt_delete", OBSERVABLE)))
             return 204, {}, b""
         if call.service == "cloudformation" and op == "DeleteStack":
             name = str(p.get("StackName", ""))
@@ -298,7 +295,7 @@ class AwsFront:
             data = json.loads(payload)
             self.hub.cluster_deleting(region, name)
             asyncio.get_running_loop().create_task(self._delete_later(method, url, headers, body,
-                                                                      self.clock.scaled(240)))
+                                                                      max(self.clock.scaled(240), OBSERVABLE)))
             return 200, {"Content-Type": "application/json"}, json.dumps(
                 {"cluster": self.hub.overlay_cluster(region, data["cluster"])}).encode()
         return None
@@ -320,7 +317,8 @@ class AwsFront:
         created = self.efs_created.get(fs_id)
         if created is None:
             return None
-        return "creating" if time.monotonic() - created < self.clock.duration("efs_fs_available") else "available"
+        return "creating" if time.monotonic() - created < self.clock.duration("efs_fs_available", OBSERVABLE) \
+            else "available"
 
     def _mt_state(self, mt_id: str) -> str | None:
         if mt_id in self.mt_deleting:
@@ -328,7 +326,8 @@ class AwsFront:
         created = self.mt_created.get(mt_id)
         if created is None:
             return None
-        return "creating" if time.monotonic() - created < self.clock.duration("efs_mt_available") else "available"
+        return "creating" if time.monotonic() - created < self.clock.duration("efs_mt_available", OBSERVABLE) \
+            else "available"
 
     async def after(self, call: Call, status: int, headers: dict[str, str], payload: bytes) -> Response:
         op, region = call.operation, call.region
