@@ -101,6 +101,7 @@ class WizardApp(App[int]):
         hf_token: str | None = None,
         use_draft: bool = True,
         runner_factory: Callable[[Plan, str | None], Any] | None = None,
+        pod_watch_factory: Callable[[Plan], Callable[[str, Any, Any], None]] | None = None,
     ) -> None:
         super().__init__()
         self._discovery_factory: DiscoveryFactory = self._as_factory(discovery)
@@ -112,6 +113,7 @@ class WizardApp(App[int]):
         self._screen_factories = screens
         self._sandbox_activate = sandbox_activate
         self._runner_factory = runner_factory
+        self._pod_watch_factory = pod_watch_factory
         self.answers = Answers.from_plan(plan) if plan is not None else Answers()
         self.started_from_plan = plan is not None
         self.draft: Draft | None = None
@@ -331,6 +333,16 @@ class WizardApp(App[int]):
         if factory is None:
             raise RuntimeError("provisioning is not part of this build")
         return factory(plan, self.hf_token)
+
+    def pod_watch(self, namespace: str, view: Any, stop: Any) -> None:
+        """Follow the confirmed deployment's pods into the provision screen's table (its worker calls this)."""
+        if self.confirmed_plan is None:
+            return
+        factory = self._pod_watch_factory
+        if factory is None:
+            apply_cmd = importlib.import_module("dynamo_wizard.commands.apply")
+            factory = apply_cmd.pod_watch
+        factory(self.confirmed_plan)(namespace, view, stop)
 
     def resume_deployment(self, deployment: str, plan: Plan | None) -> None:
         if plan is not None:

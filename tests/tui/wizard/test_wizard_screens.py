@@ -418,7 +418,8 @@ async def test_confirm_asks_first_and_nothing_is_created_before(wizard_sandbox: 
         created.append(RecordingRunner(plan, token))
         return created[-1]
 
-    app = sandbox_app(wizard_sandbox, runner_factory=runner_factory)
+    app = sandbox_app(wizard_sandbox, runner_factory=runner_factory,
+                      pod_watch_factory=lambda plan: (lambda namespace, view, stop: None))
     async with app.run_test(size=SIZE) as pilot:
         await enter_until(app, pilot, "review")
         await pilot.press("enter")
