@@ -268,11 +268,11 @@ def test_faults_throttle_and_fail_once(sandbox_service: SandboxHandle, kube: Any
             sandbox_service.boto3_session().client("eks", endpoint_url=sandbox_service.url,
                                                    config=Config(retries={"max_attempts": 1})).list_clusters()
         assert eks_throttled.value.response["Error"]["Code"] == "ThrottlingException"
-        sandbox_service.faults("throttle=0.3")
+        sandbox_service.faults("throttle=0.25")
         retrying = sandbox_service.boto3_session().client("ec2", endpoint_url=sandbox_service.url,
                                                           config=Config(retries={"mode": "standard",
                                                                                  "max_attempts": 10}))
-        for _ in range(5):  # boto3's own retries get through a share of throttled calls
+        for _ in range(3):  # boto3's own retries get through a share of throttled calls
             assert retrying.describe_availability_zones()["AvailabilityZones"]
     finally:
         sandbox_service.faults({"clear": True})
@@ -322,6 +322,58 @@ def test_listens_only_on_loopback(sandbox_service: SandboxHandle, created: dict[
     ports = {int(entry.split(":")[-1], 16) for entry in listening}
     endpoint_port = int(sandbox_service.client("eks").describe_cluster(name=NAME)["cluster"]["endpoint"].rsplit(":", 1)[1])
     assert {int(sandbox_service.url.rsplit(":", 1)[1]), endpoint_port} <= ports
+
+
+def test_a_reserved_nodeclass_reports_its_capacity_block_and_gets_reserved_nodes(sandbox_service: SandboxHandle,
+                                                                                 kube: Any) -> None:
+    co, core = client.CustomObjectsApi(kube), client.CoreV1Api(kube)
+    ec2 = sandbox_service.client("ec2")
+    block = next(r for r in ec2.describe_capacity_reservations()["CapacityReservations"]
+                 if r.get("ReservationType") == "capacity-block" and r["InstanceType"] == "p5.48xlarge")
+    default = co.get_cluster_custom_object("eks.amazonaws.com", "v1", "nodeclasses", "default")["spec"]
+    co.create_cluster_custom_object("eks.amazonaws.com", "v1", "nodeclasses", {
+        "apiVersion": "eks.amazonaws.com/v1", "kind": "NodeClass", "metadata": {"name": "gpu-reserved"},
+        "spec": {"role": default["role"], "subnetSelectorTerms": default["subnetSelectorTerms"],
+                 "securityGroupSelectorTerms": default["securityGroupSelectorTerms"],
+                 "capacityReservationSelectorTerms": [{"id": block["CapacityReservationId"]}]}})
+    nodeclass = watch_until(co.list_cluster_custom_object, "eks.amazonaws.com", "v1", "nodeclasses",
+                            what="reservations in the NodeClass status",
+                            predicate=lambda n: n["metadata"]["name"] == "gpu-reserved"
+                            and bool((n.get("status") or {}).get("capacityReservations")))
+    [reported] = nodeclass["status"]["capacityReservations"]
+    assert reported["id"] == block["CapacityReservationId"] and reported["state"] == "active"
+    assert reported["instanceType"] == "p5.48xlarge" and reported["reservationType"] == "capacity-block"
+    assert reported["availabilityZone"] == block["AvailabilityZone"] and reported["endTime"]
+    co.create_cluster_custom_object("karpenter.sh", "v1", "nodepools", {
+        "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu-reserved"},
+        "spec": {"disruption": {"budgets": [{"nodes": "10%"}], "consolidateAfter": "300s",
+                                "consolidationPolicy": "WhenEmptyOrUnderutilized"},
+                 "template": {"spec": {
+                     "nodeClassRef": {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "gpu-reserved"},
+                     "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["reserved"]},
+                                      {"key": "eks.amazonaws.com/instance-family", "operator": "In", "values": ["p5"]}],
+                     "taints": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "value": "Exists"}]}}}})
+    core.create_namespace({"metadata": {"name": "reserved"}})
+    core.create_namespaced_pod("reserved", {"metadata": {"name": "p5"}, "spec": {
+        "nodeSelector": {"node.kubernetes.io/instance-type": "p5.48xlarge", "karpenter.sh/capacity-type": "reserved"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "containers": [{"name": "main", "image": "busybox", "resources": {"limits": {"nvidia.com/gpu": "8",
+                                                                                      "vpc.amazonaws.com/efa": "32"}}}]}})
+    pod = watch_until(core.list_namespaced_pod, "reserved", what="pod on a reserved node", timeout=30,
+                      predicate=lambda p: p["status"].get("phase") == "Running")
+    node = core.read_node(pod["spec"]["nodeName"])
+    assert node.metadata.labels["karpenter.sh/capacity-type"] == "reserved"
+    assert node.metadata.labels["topology.kubernetes.io/zone"] == block["AvailabilityZone"]
+    used = ec2.describe_capacity_reservations(CapacityReservationIds=[block["CapacityReservationId"]])
+    assert used["CapacityReservations"][0]["AvailableInstanceCount"] == block["AvailableInstanceCount"] - 1
+    instance = ec2.describe_instances(InstanceIds=[node.metadata.name])["Reservations"][0]["Instances"][0]
+    assert instance["InstanceType"] == "p5.48xlarge"
+    # the pool goes: its NodeClaim drains, the instance is terminated, the block is free again
+    co.delete_cluster_custom_object("karpenter.sh", "v1", "nodepools", "gpu-reserved")
+    wait_for(lambda: ec2.describe_instances(InstanceIds=[node.metadata.name])["Reservations"][0]["Instances"][0][
+        "State"]["Name"] == "terminated", what="the reserved instance terminated")
+    freed = ec2.describe_capacity_reservations(CapacityReservationIds=[block["CapacityReservationId"]])
+    assert freed["CapacityReservations"][0]["AvailableInstanceCount"] == block["AvailableInstanceCount"]
 
 
 # ------------------------------------------------------------------------------------------ restart, delete

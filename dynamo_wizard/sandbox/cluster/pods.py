@@ -645,7 +645,7 @@ class PodsMixin:
                     if pvc is not None and pvc["metadata"].get("deletionTimestamp"):
                         self.on_pvc(pvc, "MODIFIED")
         self.enqueue_owner(pod)
-        self.endpoints_dirty.add(ns)
+        self.endpoints_changed(ns)
         self.pod_changed(pod)
 
 

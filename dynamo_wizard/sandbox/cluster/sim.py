@@ -50,7 +50,8 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
         self.ip_counter = 0
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
         self._queued: set[Key] = set()
-        self._kicks: dict[str, asyncio.Event] = {"sched": asyncio.Event(), "pvc": asyncio.Event()}
+        self._kicks: dict[str, asyncio.Event] = {"sched": asyncio.Event(), "pvc": asyncio.Event(),
+                                                 "endpoints": asyncio.Event()}
         self._loops: list[asyncio.Task[Any]] = []
 
     # -------------------------------------------------------------------------------------- plumbing
@@ -151,7 +152,7 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
                 self.after_workload_status(obj)
         elif key == ("", "services"):
             if ns:
-                self.endpoints_dirty.add(ns)
+                self.endpoints_changed(ns)
         elif key == ("", "persistentvolumeclaims"):
             self.on_pvc(obj, kind)
         elif key == ("storage.k8s.io", "storageclasses"):
@@ -211,9 +212,14 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
             if self._queue.empty():
                 await asyncio.sleep(0)
 
+    def endpoints_changed(self, ns: str) -> None:
+        self.endpoints_dirty.add(ns)
+        self.kick("endpoints")
+
     async def _endpoint_loop(self) -> None:
         while True:
-            await asyncio.sleep(0.05)
+            await self.wait_kick("endpoints", 5.0)
+            await asyncio.sleep(0.02)  # gather a burst of pod changes into one pass
             while self.endpoints_dirty:
                 ns = self.endpoints_dirty.pop()
                 try:
