@@ -517,29 +517,31 @@ class _Provision:
         cluster: ClusterInfo = ctx.state["cluster"]
         if not cluster.vpc_id:
             cluster = aws.describe_cluster(plan.cluster_name) or cluster
-        if not cluster.vpc_id:
+        all_subnets = aws.describe_subnets(cluster.subnet_ids)
+        vpc_id = cluster.vpc_id or next((s.vpc_id for s in all_subnets if s.vpc_id), None)
+        if not vpc_id:
             raise StepError(f"cluster {cluster.name} has no VPC", "check the cluster in the EKS console")
         tags = {mf.TAG_DEPLOYMENT: plan.deployment}
         adopted_all = True
-        cidr = aws.vpc_cidr(cluster.vpc_id)
+        cidr = aws.vpc_cidr(vpc_id)
         # Security group: NFS from the whole VPC.
         sg_name = mf.EFS_SECURITY_GROUP_NAME
-        sg = aws.find_security_group(cluster.vpc_id, sg_name)
+        sg = aws.find_security_group(vpc_id, sg_name)
         if sg is None:
             adopted_all = False
-            ctx.intent(SECURITY_GROUP, sg_name, vpcId=cluster.vpc_id)
+            ctx.intent(SECURITY_GROUP, sg_name, vpcId=vpc_id)
             try:
-                sg = aws.create_security_group(cluster.vpc_id, sg_name, "NFS to EFS from the EKS cluster (dynamo-wizard)",
+                sg = aws.create_security_group(vpc_id, sg_name, "NFS to EFS from the EKS cluster (dynamo-wizard)",
                                                dict(tags, Name=sg_name))
             except Conflict:
-                sg = aws.find_security_group(cluster.vpc_id, sg_name)
+                sg = aws.find_security_group(vpc_id, sg_name)
                 if sg is None:
                     raise
-            ctx.created(SECURITY_GROUP, sg_name, sg.id, vpcId=cluster.vpc_id)
-            ctx.log(f"created security group {sg.id} ({sg_name}) in {cluster.vpc_id}")
+            ctx.created(SECURITY_GROUP, sg_name, sg.id, vpcId=vpc_id)
+            ctx.log(f"created security group {sg.id} ({sg_name}) in {vpc_id}")
         else:
             if not self.known(ctx, SECURITY_GROUP, sg_name):
-                ctx.adopted(SECURITY_GROUP, sg_name, sg.id, vpcId=cluster.vpc_id)
+                ctx.adopted(SECURITY_GROUP, sg_name, sg.id, vpcId=vpc_id)
             ctx.log(f"security group {sg.id} ({sg_name}) is already there")
         if aws.allow_nfs_from(sg.id, cidr):
             adopted_all = False
@@ -573,7 +575,7 @@ class _Provision:
 
         self.wait(ctx, fs_available, f"file system {fs_id} to become available")
         # Mount targets: one per zone of the cluster's subnets, private subnets preferred.
-        subnets = pick_mount_subnets(aws.describe_subnets(cluster.subnet_ids))
+        subnets = pick_mount_subnets(all_subnets)
         if not subnets:
             raise StepError(f"cluster {cluster.name} has no subnets to mount EFS in", "check the cluster's VPC")
         existing = {mt.zone: mt for mt in aws.mount_targets(fs_id)}
@@ -764,14 +766,19 @@ class _Provision:
     # -- model download ------------------------------------------------------------------------------
 
     def job_pods(self, kube: Kube, job: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Pods of this Job (by its uid when the server gives one, so an old Job's pods never count)."""
         uid = _uid(job)
         out = []
         for pod in kube.list("v1", "Pod", self.ns):
             labels = _labels(pod)
-            owners = (pod.get("metadata") or {}).get("ownerReferences") or []
-            if labels.get("job-name") == mf.DOWNLOAD_JOB or labels.get("batch.kubernetes.io/job-name") == mf.DOWNLOAD_JOB \
-                    or any(o.get("kind") == "Job" and (o.get("uid") == uid or o.get("name") == mf.DOWNLOAD_JOB)
-                           for o in owners if isinstance(o, Mapping)):
+            owners = [o for o in (pod.get("metadata") or {}).get("ownerReferences") or [] if isinstance(o, Mapping)]
+            if uid:
+                mine = any(o.get("uid") == uid for o in owners) or uid in (
+                    labels.get("controller-uid"), labels.get("batch.kubernetes.io/controller-uid"))
+            else:
+                mine = mf.DOWNLOAD_JOB in (labels.get("job-name"), labels.get("batch.kubernetes.io/job-name")) or \
+                    any(o.get("kind") == "Job" and o.get("name") == mf.DOWNLOAD_JOB for o in owners)
+            if mine:
                 out.append(pod)
         return sorted(out, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
 
@@ -797,7 +804,7 @@ class _Provision:
                 why = "failed" if _true(existing, "Failed") else "was made for another model or memory size"
                 ctx.log(f"deleting the old Job {mf.DOWNLOAD_JOB} (it {why}) before running it again")
                 kube.delete("batch/v1", "Job", mf.DOWNLOAD_JOB, self.ns, wait=120 * self.o.timeout_scale + 5,
-                            cancel=ctx.cancel, propagation="Foreground")
+                            cancel=ctx.cancel)
                 ctx.check()
                 ctx.deleted(JOB, mf.DOWNLOAD_JOB)
                 existing = None
@@ -811,6 +818,7 @@ class _Provision:
 
     def follow_download(self, ctx: StepContext, kube: Kube, memory: str, adopted: bool) -> StepResult:
         followed: set[str] = set()
+        followers: list[threading.Thread] = []
         stop = CancelToken(ctx.cancel)
         seen: dict[str, str] = {}
 
@@ -832,7 +840,9 @@ class _Provision:
                 phase = (pod.get("status") or {}).get("phase")
                 if name not in followed and phase in ("Running", "Succeeded", "Failed"):
                     followed.add(name)
-                    threading.Thread(target=follow, args=(name,), name=f"dw-log-{name}", daemon=True).start()
+                    follower = threading.Thread(target=follow, args=(name,), name=f"dw-log-{name}", daemon=True)
+                    follower.start()
+                    followers.append(follower)
                 if oom_killed(pod):
                     raise StepError(
                         f"the model download ran out of memory (OOMKilled) with a memory request of {memory}: "
@@ -851,7 +861,10 @@ class _Provision:
 
         try:
             self.wait(ctx, finished, f"Job {mf.DOWNLOAD_JOB} to complete",
-                      fix="large models take long: raise nothing, just run apply again to keep waiting")
+                      fix="large models take long: run apply again to keep following the same Job")
+            # The pod has ended, so its log stream ends too: let the last lines arrive in order.
+            for follower in followers:
+                follower.join(timeout=max(1.0, 10 * self.o.poll))
         finally:
             stop.cancel()
         summary = f"{self.plan.serving.model} downloaded to PVC {mf.MODEL_CACHE_PVC}"
@@ -931,9 +944,12 @@ class _Provision:
         kube, plan, profile = self.kube(ctx), self.plan, self.profile
         warm = kube.get("apps/v1", "Deployment", self.warmup_name(), self.ns)
         if warm is not None and self.ours(warm):
-            # Free the warmed GPUs for the graph's workers (the nodes stay: consolidation waits 300 s).
+            # Free the warmed GPUs for the graph's workers (the nodes stay: consolidation waits 300 s). Wait
+            # until the pods are gone, or Auto Mode sees the GPUs taken and launches more nodes.
             kube.delete("apps/v1", "Deployment", self.warmup_name(), self.ns)
             ctx.deleted(WARMUP_KIND, self.warmup_name())
+            self.wait(ctx, lambda: not kube.list("v1", "Pod", self.ns, labels={"app": WARMUP_APP}),
+                      "the warm-up pods to release their GPUs", timeout=120 * self.o.timeout_scale + 5)
             ctx.log("released the warm-up pods; the workers land on the warm nodes")
         dgd = mf.dynamo_graph(plan, self.catalog, profile)
         r = self.ensure(ctx, dgd, DGD)
