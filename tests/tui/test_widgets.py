@@ -281,3 +281,153 @@ async def test_plain_confirmation_defaults_to_no_and_escape_cancels() -> None:
     async with app2.run_test(size=(100, 30)) as pilot:
         await pilot.click("#confirm-yes")
         await wait_until(pilot, lambda: app2.answers == [True])
+
+
+# --------------------------------------------------------------------------------------------------
+# PodTable under load: what keeps frames short must not change what is shown
+
+
+def _cells_of(strip: Any) -> list[tuple[str, Any]]:
+    """A rendered line as (character, style) pairs: segment boundaries differ, what shows must not."""
+    return [(char, segment.style) for segment in strip for char in segment.text]
+
+
+async def test_pod_table_lean_lines_are_what_datatable_draws() -> None:
+    from textual.coordinate import Coordinate
+    from textual.widgets import DataTable
+
+    app = PodApp(Clock(90.0))
+    async with app.run_test(size=(120, 14)) as pilot:
+        table = app.query_one(PodTable)
+        table.set_rows([
+            _row("a" * 40),  # cut in the middle
+            _row("b", reason="Insufficient nvidia.com/gpu; " * 12, warning=True),  # cut with an ellipsis
+            _row("c", status="Running", phase="Running", ready=1, node="i-0abc", restarts=3),
+            _row("日本語のポッド", reason="理由 " * 30),  # wide characters
+            _row("e", status="CrashLoopBackOff", reason="last exit: OOMKilled (exit code 137) ×3", warning=True),
+        ])
+        await pilot.pause()
+        compared = 0
+        for focused in (False, True):
+            if focused:
+                table.focus()
+            for cursor_row, hover_row in ((0, 2), (1, 1), (3, -1), (4, 0)):
+                table.cursor_coordinate = Coordinate(cursor_row, 0)
+                table.hover_coordinate = Coordinate(hover_row, 1)
+                table._show_hover_cursor = True
+                await pilot.pause()
+                table._pseudo_class_state = table.get_pseudo_class_state()
+                for y in range(0, 7):  # the header, five rows, a line past the end
+                    for x1, x2 in ((0, 118), (5, 60), (30, 118)):  # scrolled sideways too
+                        ours = table._render_line(y, x1, x2, table.rich_style)
+                        theirs = DataTable._render_line(table, y, x1, x2, table.rich_style)
+                        assert _cells_of(ours) == _cells_of(theirs), (focused, cursor_row, hover_row, y, x1, x2)
+                        compared += 1
+        assert compared == 2 * 4 * 7 * 3
+
+
+async def test_pod_table_one_changed_pod_repaints_one_line() -> None:
+    app = PodApp(Clock(90.0))
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(PodTable)
+        table.set_rows([_row(f"p{i}") for i in range(20)])
+        await pilot.pause()
+        await pilot.pause()
+        drawn: list[int] = []
+        real_render_line = table.render_line
+
+        def render_line(y: int) -> Any:
+            drawn.append(y)
+            return real_render_line(y)
+
+        table.render_line = render_line  # type: ignore[method-assign]
+        table.apply_changes({"uid-p7": _row("p7", restarts=2)})
+        await wait_until(pilot, lambda: drawn, what="a repaint")
+        await pilot.pause()
+        assert drawn == [1 + 7], drawn  # the header is line 0
+        assert "2" in table.render_line(1 + 7).text
+
+
+async def test_pod_table_counts_in_the_border_follow_without_a_full_repaint() -> None:
+    app = PodApp(Clock(90.0))
+    async with app.run_test(size=(120, 12)) as pilot:
+        table = app.query_one(PodTable)
+        table.set_rows([_row("a"), _row("b")])
+        await pilot.pause()
+
+        def border() -> str:
+            return app.export_screenshot().replace("&#160;", " ")
+
+        assert "2 pods · 0 ready · 2 pending" in border()
+        table.set_rows([_row("a", status="Running", phase="Running", ready=1), _row("b")])
+        await pilot.pause()
+        assert str(table.border_subtitle) == "2 pods · 1 ready · 1 pending"
+        assert "2 pods · 1 ready · 1 pending" in border(), "the border line was not repainted"
+
+
+async def test_pod_table_big_listing_arrives_in_chunks_in_order(monkeypatch: Any) -> None:
+    import dynamo_wizard.tui.widgets.pod_table as pod_table
+
+    monkeypatch.setattr(pod_table, "FRAME_BUDGET", 0.0)  # every chunk is MIN_CHUNK changes
+    app = PodApp(Clock(90.0))
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(PodTable)
+        count = 10 * pod_table.MIN_CHUNK + 5
+        table.apply_changes({f"uid-p{i}": _row(f"p{i}") for i in range(count)})
+        # One frame's worth now, the rest after the frames that follow.
+        assert table.row_count == pod_table.MIN_CHUNK
+        table.apply_changes({"uid-p600": _row("p600", reason="changed while waiting"),
+                             "uid-p3": _row("p3", restarts=1)})
+        await wait_until(pilot, lambda: table.row_count == count, what="every row")
+        await pilot.pause()
+        assert [str(key.value) for key in table.rows] == [f"uid-p{i}" for i in range(count)]
+        assert table.row_texts("uid-p600")["reason"] == "changed while waiting"
+        assert table.row_texts("uid-p3")["restarts"] == "1"
+        # The size (scroll range) is set once everything is in: header + every row.
+        await wait_until(pilot, lambda: table.virtual_size.height == count + 1, what="the final size")
+        assert table.max_scroll_y > 0
+        assert str(table.border_subtitle).startswith(f"{count} pods · 0 ready · {count} pending")
+
+
+async def test_pod_table_keeps_frames_short_under_a_stream_of_changes() -> None:
+    # A small version of bench/pod_table.py: 500 pods, a feeder thread changing 1,000 of them a second;
+    # the event loop must never be stuck for long (generous bound: this machine is shared).
+    app = PodApp(Clock(time.time()))
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = app.query_one(PodTable)
+        view = PodView()
+        table.attach(view)
+        for i in range(500):
+            view.pod_changed("ADDED", pod(f"p{i}"))
+        await wait_until(pilot, lambda: len(table.pods) == 500, timeout=20, what="the listing")
+        stop = threading.Event()
+
+        def feed() -> None:
+            n = 0
+            while not stop.is_set():
+                for _ in range(10):
+                    view.pod_changed("MODIFIED", pod(f"p{(n * 7) % 500}", phase="Running", node="i-1",
+                                                     restarts=n % 5, scheduled="True"))
+                    n += 1
+                stop.wait(0.01)
+
+        lags: list[float] = []
+        last = time.perf_counter()
+
+        def beat() -> None:
+            nonlocal last
+            now = time.perf_counter()
+            lags.append(now - last - 0.01)
+            last = now
+
+        app.set_interval(0.01, beat)
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        try:
+            await wait_until(pilot, lambda: len(lags) >= 150, timeout=30, what="150 heartbeats")
+        finally:
+            stop.set()
+            feeder.join()
+        lags.sort()
+        assert lags[len(lags) // 2] < 0.05, lags[len(lags) // 2]  # the median frame: short
+        assert table.render_batches > 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, ComposeResult
 
@@ -155,3 +156,77 @@ def test_display_path_keeps_the_file_name() -> None:
     shown = display_path(long, limit=40)
     assert len(shown) == 40 and shown.startswith("…") and shown.endswith("logs/cluster.log")
     assert display_path(Path.home() / "a.log") == "~/a.log"
+
+
+# --------------------------------------------------------------------------------------------------
+# Under a flood: bounded work a tick, cheap measuring that still measures what Log shows
+
+
+def test_line_width_is_what_log_shows() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rich.cells import cell_len
+    from textual.widgets import Log
+
+    from dynamo_wizard.tui.widgets.log_panes import line_width
+
+    def shown_width(line: str) -> int:
+        return cell_len(Log._process_line(line))
+
+    for line in ["", "plain ascii", "2026-11-28 18:00:00 [ℹ]  waiting for CloudFormation stack", "a\tb\t\tc",
+                 "\x1b[31mred\x1b[0m", "日本語のログ abc", "e\u0301", "👨\u200d👩\u200d👧 family", "1\ufe0f⃣", "█" * 700,
+                 "x" * 600 + "ℹ", "\t日本\x07"]:
+        assert line_width(line) == shown_width(line), line
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
+           | st.text(alphabet="ab \t\x1b\x07ℹ日█\u200d\ufe0f\u0301", max_size=40))
+    def same(line: str) -> None:
+        assert line_width(line) == shown_width(line)
+
+    same()
+
+
+def test_buffer_take_with_a_limit_leaves_the_rest_in_order(tmp_path: Path) -> None:
+    buffer = LogBuffer(tmp_path, max_pending=1_000)
+    for i in range(250):
+        buffer.append("a", f"a{i}")
+    for i in range(30):
+        buffer.append("b", f"b{i}")
+    first = buffer.take(limit=100)
+    assert first == {"a": [f"a{i}" for i in range(100)], "b": [f"b{i}" for i in range(30)]}
+    assert buffer.take(limit=100) == {"a": [f"a{i}" for i in range(100, 200)]}
+    buffer.append("b", "b30")
+    assert buffer.take(limit=100) == {"a": [f"a{i}" for i in range(200, 250)], "b": ["b30"]}
+    assert buffer.take(limit=100) == {}
+    buffer.close()
+
+
+async def test_a_tick_moves_a_bounded_number_of_lines(tmp_path: Path, monkeypatch: Any) -> None:
+    import dynamo_wizard.tui.widgets.log_panes as log_panes
+
+    monkeypatch.setattr(log_panes, "FLUSH_MAX_LINES", 300)
+    app = LogApp(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panes = app.query_one(LogPanes)
+        panes.start_step("cluster", "Create the EKS cluster")
+        pane = panes.pane("cluster")
+        assert pane is not None
+        batches: list[int] = []
+        real_append = pane.append_lines
+
+        def append_lines(lines: list[str]) -> None:
+            batches.append(len(lines))
+            real_append(lines)
+
+        pane.append_lines = append_lines  # type: ignore[method-assign]
+        for i in range(2_000):
+            panes.write_line("cluster", f"line {i}")
+        await wait_until(pilot, lambda: pane.line_count == 2_000, what="every line")
+        assert max(batches) <= 300 and len(batches) >= 7, batches
+        assert list(pane.lines) == [f"line {i}" for i in range(2_000)]
+        # An explicit flush (the end of a run) still moves everything at once.
+        for i in range(2_000, 3_000):
+            panes.write_line("cluster", f"line {i}")
+        panes.flush()
+        assert pane.line_count == 3_000 and batches[-1] == 1_000

@@ -34,7 +34,7 @@ from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, CellType, ColumnKey, DuplicateKey, Row, RowDoesNotExist, RowKey
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, DuplicateKey, Row, RowDoesNotExist, RowKey
 
 from ...core.podview import PodRow, PodView, format_age
 
@@ -199,7 +199,7 @@ class PodTable(DataTable[Text]):
 
     def add_row(
         self,
-        *cells: CellType,
+        *cells: Text,
         height: int | None = 1,
         key: str | None = None,
         label: Text | str | None = None,
@@ -214,9 +214,9 @@ class PodTable(DataTable[Text]):
         row_key = RowKey(key)
         if row_key in self._row_locations:
             raise DuplicateKey(f"The row key {row_key!r} already exists.")
-        column_key = self._column_locations.get_key
+        column_keys = [column.key for column in self.ordered_columns]
         self._row_locations[row_key] = len(self.rows)
-        self._data[row_key] = {column_key(index): cell for index, cell in enumerate(cells)}
+        self._data[row_key] = dict(zip(column_keys, cells, strict=True))
         self.rows[row_key] = Row(row_key, 1, None, False)
         self._new_rows.add(row_key)
         self._require_update_dimensions = True
@@ -249,7 +249,9 @@ class PodTable(DataTable[Text]):
         cached = self._ordered_rows_cache
         if cached is None or cached[0] != version:
             get_key, rows = self._row_locations.get_key, self.rows
-            cached = self._ordered_rows_cache = (version, [rows[get_key(i)] for i in range(len(rows))])
+            cached = self._ordered_rows_cache = (
+                version, [rows[get_key(i)] for i in range(len(rows))]  # type: ignore[index]
+            )
         return cached[1]
 
     @property
@@ -282,7 +284,7 @@ class PodTable(DataTable[Text]):
         self,
         row_key: RowKey | str,
         column_key: ColumnKey | str,
-        value: CellType,
+        value: Text,
         *,
         update_width: bool = False,
     ) -> None:
@@ -296,7 +298,7 @@ class PodTable(DataTable[Text]):
             raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
         self._data[row_key][column_key] = value
         self._update_count += 1  # DataTable's own caches (header, fallback rendering) key on it
-        row_index = self._row_locations.get(row_key)
+        row_index: int = self._row_locations.get(row_key)  # type: ignore[assignment]  # checked above
         if self._rows_to_repaint is not None:
             self._rows_to_repaint.add(row_index)
         else:
