@@ -6,15 +6,18 @@ added, changed cells are updated one by one, gone pods removed. Nothing is clear
 pods with 1,000 events a second cost what changed, not what exists.
 
 What keeps a frame short (bench/pod_table.py: 2,000 pods, 1,000 events/s, frames ≤ 50 ms):
-- Work per tick is bounded: at most `FRAME_BUDGET` seconds of changes are applied at once (at least
-  `MIN_CHUNK` of them); the rest wait for the next tick, newer changes to the same pod replacing them. The
-  first listing of thousands of pods fills in over a few frames instead of one long one.
+- Work between two frames is bounded: at most `FRAME_BUDGET` seconds of changes are applied at once (at
+  least `MIN_CHUNK` of them); the rest follow once the frame is painted, a newer change to a pod replacing
+  its waiting one. The first listing of thousands of pods fills in over a few frames instead of one long
+  one, and the scroll range is set once it is all in (a new range is a layout and a full repaint).
 - Column widths are fixed (long reasons are cut), so no cell is ever measured: DataTable measures every
   added cell (a terminal-size syscall each) to fit auto-width columns.
-- A changed cell repaints its row's line only (DataTable repaints the whole table for one cell), and the
-  border's counts are set only when they change (setting a border title repaints everything).
+- A changed cell repaints its row's line only (DataTable repaints the whole table for one cell); the
+  border's counts are set only when they change, and then repaint the border line only (setting a border
+  title repaints everything); the row order and line offsets are kept until rows are added or removed.
 - Body lines are drawn by a lean renderer of the same segments and styles DataTable would draw
-  (`_render_row_line`; tests compare the two), cached per row while its cell objects are the same.
+  (`_render_row_segments`; tests compare the two), cached per row while its cell objects are the same;
+  the header is cached until the columns change; the widget's style is looked up once a frame.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ from ...core.podview import PodRow, PodView, format_age
 
 RENDERS_PER_SECOND = 20
 FRAME_BUDGET = 0.012
-"""Seconds of table updates applied in one go; the rest waits for the next tick."""
+"""Seconds of table updates applied in one go; the rest follows once the frame is painted."""
 MIN_CHUNK = 64
 """Changes always applied at once, however slow the machine (a handful of pods appears in one batch)."""
+MAX_SIZE_DEFERRAL = 1.0
+"""Seconds the scroll range may lag behind rows still arriving in chunks."""
 Clock = Callable[[], float]
 
 # key, label, width. The reason gets what the others leave of the visible width (see on_resize); node
@@ -141,6 +146,7 @@ class PodTable(DataTable[Text]):
         self._quiet = False
         self._continuing = False
         self._dimensions_deferred = False
+        self._deferred_since: float | None = None
         # (set before DataTable's __init__, which already asks for them)
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         self.clock = clock
@@ -270,12 +276,15 @@ class PodTable(DataTable[Text]):
         if not self._all_rows_one_line or any(column.auto_width for column in self.columns.values()):
             super()._update_dimensions(new_rows)
             return
-        if self._waiting:
+        now = time.monotonic()
+        if self._waiting and now - (self._deferred_since or now) < MAX_SIZE_DEFERRAL:
             # A long listing is still coming in, chunk by chunk: a new size is a new layout and a
             # repaint of every line, so the size is set once, when it is all in (rows added in view are
-            # painted as they come, see `_apply_one`).
+            # painted as they come, see `_apply_one`), or at the latest after MAX_SIZE_DEFERRAL.
             self._dimensions_deferred = True
+            self._deferred_since = self._deferred_since or now
             return
+        self._deferred_since = None
         header_height = self.header_height if self.show_header else 0
         width = sum(column.get_render_width(self) for column in self.columns.values())
         self.virtual_size = Size(width + self._row_label_column_width, len(self.rows) + header_height)
