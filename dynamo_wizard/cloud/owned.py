@@ -184,17 +184,20 @@ def run_streamed(argv: list[str], log: Log, env: dict[str, str] | None = None,
 class OwnedAws:
     """Our AWS resources in one region, over boto3."""
 
-    def __init__(self, region: str, session: Any | None = None) -> None:
+    def __init__(self, region: str, session: Any | None = None, endpoint_url: str | None = None) -> None:
         import boto3
         from botocore.config import Config
 
         self.region = region
         self.session = session or boto3.session.Session(region_name=region)
         cfg = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60)
-        self.ec2 = self.session.client("ec2", region_name=region, config=cfg)
-        self.efs = self.session.client("efs", region_name=region, config=cfg)
-        self.eks = self.session.client("eks", region_name=region, config=cfg)
-        self.cfn = self.session.client("cloudformation", region_name=region, config=cfg)
+        kw: dict[str, Any] = {"region_name": region, "config": cfg}
+        if endpoint_url:
+            kw["endpoint_url"] = endpoint_url
+        self.ec2 = self.session.client("ec2", **kw)
+        self.efs = self.session.client("efs", **kw)
+        self.eks = self.session.client("eks", **kw)
+        self.cfn = self.session.client("cloudformation", **kw)
 
     # Discovery -------------------------------------------------------------------------------------
 
