@@ -230,3 +230,20 @@ async def test_a_tick_moves_a_bounded_number_of_lines(tmp_path: Path, monkeypatc
             panes.write_line("cluster", f"line {i}")
         panes.flush()
         assert pane.line_count == 3_000 and batches[-1] == 1_000
+
+
+def test_file_writes_are_batched_but_nothing_is_left_behind(tmp_path: Path) -> None:
+    from dynamo_wizard.tui.widgets.log_panes import WRITE_BATCH_LINES
+
+    buffer = LogBuffer(tmp_path)
+    buffer.start("efs", "EFS file system", at=0)
+    for i in range(WRITE_BATCH_LINES + 10):
+        buffer.append("efs", f"efs {i}")
+    on_disk = (tmp_path / "efs.log").read_text().splitlines()
+    assert on_disk[0].startswith("=== EFS file system: started")
+    # Whole batches are written as they fill; a flush (take) or close writes the rest, in order.
+    assert len(on_disk) <= 1 + WRITE_BATCH_LINES + 10
+    buffer.append("efs", "last")
+    buffer.close()
+    assert (tmp_path / "efs.log").read_text().splitlines()[1:] == [
+        *(f"efs {i}" for i in range(WRITE_BATCH_LINES + 10)), "last"]

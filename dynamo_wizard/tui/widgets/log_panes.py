@@ -41,6 +41,8 @@ from textual.widgets import Log
 FLUSHES_PER_SECOND = 20
 FLUSH_MAX_LINES = 2_000
 """Lines one timer tick moves to the panes: 40,000 lines/s, four times the flood the panes are built for."""
+WRITE_BATCH_LINES = 256
+"""Lines gathered before a write to the step's file (the files are also written at every flush)."""
 DEFAULT_MAX_LINES = 10_000
 TAIL_LINES = 40
 """Lines kept per step for the failure summary, independent of the panes."""
@@ -99,6 +101,9 @@ class _StepLog:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     file: IO[str] | None = None
     lines_written: int = 0
+    unwritten: list[str] = field(default_factory=list)
+    """Lines for the file not written yet (written a batch at a time: one write call per line costs the
+    producer's thread as much as the rest of `append`)."""
     dirty: bool = False
 
 
@@ -134,6 +139,7 @@ class LogBuffer:
             self.write_files = False
             self.log_dir = Path(log_dir)
             for step_id, step in self._steps.items():
+                self._write(step)
                 if step.file is not None:
                     step.file.close()
                     step.file = None
@@ -151,8 +157,8 @@ class LogBuffer:
             if not self.write_files:
                 return
             step = self._step(step_id)
-            self._open(step).write(f"=== {title}: started {stamp} ===\n")
-            step.dirty = True
+            step.unwritten.append(f"=== {title}: started {stamp} ===")
+            self._write(step)
 
     def _open(self, step: _StepLog) -> IO[str]:
         if step.file is None:
@@ -160,13 +166,20 @@ class LogBuffer:
             step.file = open(step.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115 (kept open)
         return step.file
 
+    def _write(self, step: _StepLog) -> None:
+        if step.unwritten:
+            self._open(step).write("\n".join(step.unwritten) + "\n")
+            step.unwritten.clear()
+            step.dirty = True
+
     def append(self, step_id: str, line: str) -> None:
         """One line of output (already redacted by the runner), from any thread."""
         with self._lock:
             step = self._step(step_id)
             if self.write_files:
-                self._open(step).write(line + "\n")
-                step.dirty = True
+                step.unwritten.append(line)
+                if len(step.unwritten) >= WRITE_BATCH_LINES:
+                    self._write(step)
             step.lines_written += 1
             shown = _for_screen(line)
             step.pending.append(shown)
@@ -196,6 +209,7 @@ class LogBuffer:
                         left = True
                 self._ready = left
             for step in self._steps.values():
+                self._write(step)
                 if step.dirty and step.file is not None:
                     step.file.flush()
                     step.dirty = False
@@ -214,6 +228,8 @@ class LogBuffer:
     def close(self) -> None:
         with self._lock:
             for step in self._steps.values():
+                if self.write_files:
+                    self._write(step)
                 if step.file is not None:
                     step.file.close()
                     step.file = None
