@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import atexit
+import builtins
 import contextlib
 import json
 import os
@@ -212,7 +213,7 @@ def make_api_client(access: KubeAccess) -> client.ApiClient:
     def refresh(cfg: client.Configuration) -> None:
         cfg.api_key["BearerToken"] = token()
 
-    config.refresh_api_key_hook = refresh
+    config.refresh_api_key_hook = refresh  # type: ignore[assignment]
     config.connection_pool_maxsize = 32
     if access.endpoint.startswith("https://"):
         if access.ca_data:
@@ -411,7 +412,7 @@ class KubeClient:
                                                       _preload_content=False, _request_timeout=self._timeout)
             elif info.namespaced:
                 raw = self.custom.patch_namespaced_custom_object_status(
-                    info.group, info.version, namespace, info.plural, name, body, _content_type=MERGE_PATCH,
+                    info.group, info.version, str(namespace), info.plural, name, body, _content_type=MERGE_PATCH,
                     _preload_content=False, _request_timeout=self._timeout)
             else:
                 raw = self.custom.patch_cluster_custom_object_status(
@@ -465,7 +466,7 @@ class KubeClient:
                 pause = min(2.0, pause * 1.5)
         return True
 
-    def events_for(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    def events_for(self, namespace: str, kind: str, name: str) -> builtins.list[dict[str, Any]]:
         try:
             raw = _read_json(self.core.list_namespaced_event(
                 namespace, field_selector=f"involvedObject.name={name}", _preload_content=False,
@@ -489,8 +490,8 @@ class KubeClient:
         if tail_lines is not None:
             kw["tail_lines"] = tail_lines
         try:
-            resp = self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
-                                                     _request_timeout=self._timeout, **kw)
+            resp: Any = self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
+                                                          _request_timeout=self._timeout, **kw)
             data = resp.read()
             with contextlib.suppress(Exception):
                 resp.release_conn()
@@ -510,8 +511,8 @@ class KubeClient:
         recent: list[str] = []  # lines seen lately, to drop the overlap after a reconnect
         while cancel is None or not cancel.cancelled:
             try:
-                resp = self.core.read_namespaced_pod_log(pod, namespace, _preload_content=False,
-                                                         _request_timeout=(CONNECT_TIMEOUT, self.read_timeout), **kw)
+                resp: Any = self.core.read_namespaced_pod_log(
+                    pod, namespace, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, self.read_timeout), **kw)
             except ApiException as err:
                 if err.status in (400, 404):
                     return  # the container is not running (yet, or any more)

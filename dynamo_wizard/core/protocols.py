@@ -8,6 +8,7 @@ builds and what `core.podview` reads).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -204,6 +205,10 @@ class Kube(Protocol):
 
     def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
 
+    def patch(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge-patch an existing object with `obj`."""
+        ...
+
     def apply(self, obj: Mapping[str, Any]) -> ApplyResult:
         """Create, or merge-patch when it exists (unchanged when the patch changes nothing)."""
         ...
@@ -214,7 +219,7 @@ class Kube(Protocol):
         """False when it was not there; with `wait`, returns once it is gone (or raises on timeout)."""
         ...
 
-    def events_for(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    def events_for(self, namespace: str, kind: str, name: str) -> builtins.list[dict[str, Any]]:
         """Events about one object, oldest first."""
         ...
 
@@ -269,8 +274,11 @@ class Tools(Protocol):
 
 
 class ProvisionBackends(Protocol):
-    aws: AwsOps
-    tools: Tools
+    @property
+    def aws(self) -> AwsOps: ...
+
+    @property
+    def tools(self) -> Tools: ...
 
     def kube_access(self, cluster: ClusterInfo) -> KubeAccess: ...
 

@@ -205,7 +205,7 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
 
 def _true(obj: Mapping[str, Any], kind: str) -> bool:
     c = _condition(obj, kind)
-    return bool(c) and str(c.get("status")) == "True"
+    return c is not None and str(c.get("status")) == "True"
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:
@@ -952,6 +952,7 @@ class _Provision:
                       "the warm-up pods to release their GPUs", timeout=120 * self.o.timeout_scale + 5)
             ctx.log("released the warm-up pods; the workers land on the warm nodes")
         dgd = mf.dynamo_graph(plan, self.catalog, profile)
+        self.remove_stale_graphs(ctx, kube, dgd["apiVersion"])
         r = self.ensure(ctx, dgd, DGD)
         g = profile.graph
         expected = sum(int(s.get("replicas", 1)) for s in dgd["spec"]["services"].values())
@@ -981,6 +982,18 @@ class _Provision:
                   fix="GPU capacity may be short (see the NodeClaims above) or the model slow to load; run apply "
                       "again to keep waiting, or clean up")
         return self.outcome([r], f"graph {plan.graph_name}: {expected} pods ready, state successful")
+
+    def remove_stale_graphs(self, ctx: StepContext, kube: Kube, api_version: str) -> None:
+        """A graph of this deployment under another name (the plan's mode or name changed) holds GPU nodes that
+        the plan no longer wants: delete it, as applying the plan means converging to it."""
+        for old in kube.list(api_version, "DynamoGraphDeployment", self.ns,
+                             labels={mf.LABEL_MANAGED_BY: mf.MANAGED_BY, mf.LABEL_DEPLOYMENT: self.plan.deployment}):
+            name = old["metadata"]["name"]
+            if name == self.plan.graph_name:
+                continue
+            ctx.log(f"deleting graph {name}: the plan now serves {self.plan.graph_name} instead")
+            kube.delete(api_version, "DynamoGraphDeployment", name, self.ns)
+            ctx.deleted(DGD, name)
 
     def check_crashloop(self, ctx: StepContext, kube: Kube, pods: list[dict[str, Any]]) -> None:
         for pod in pods:
@@ -1114,7 +1127,7 @@ def _job_matches(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool
         return containers[0] if containers else {}
 
     def env(c: Mapping[str, Any]) -> dict[str, str]:
-        return {e.get("name"): e.get("value") for e in c.get("env") or [] if isinstance(e, Mapping)}
+        return {str(e.get("name")): str(e.get("value")) for e in c.get("env") or [] if isinstance(e, Mapping)}
 
     def mem(c: Mapping[str, Any]) -> Any:
         return ((c.get("resources") or {}).get("requests") or {}).get("memory")
