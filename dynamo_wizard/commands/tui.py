@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..core.plan import load_plan
-
 
 def run(args: argparse.Namespace) -> int:
-    plan = load_plan(args.plan) if getattr(args, "plan", None) else None  # PlanError -> exit 2 in cli.py
+    plan = None
+    if getattr(args, "plan", None):
+        from ..core.plan import load_plan
+
+        plan = load_plan(args.plan)  # PlanError -> exit 2 in cli.py
     from ..tui.app import WizardApp
 
     mode = "sandbox" if os.environ.get("DYNAMO_WIZARD_SANDBOX") == "1" else "aws"

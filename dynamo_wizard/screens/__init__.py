@@ -13,20 +13,25 @@ from typing import Any
 
 from textual.screen import Screen
 
-from .capacity import CapacityScreen
-from .families import FamiliesScreen
-from .region import RegionScreen
-from .review import ReviewScreen
-from .serving import ServingScreen
-from .welcome import WelcomeScreen
+
+def _lazy(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A factory that imports the screen's module when the screen is first shown (cold start: only the
+    welcome screen loads before the first frame)."""
+
+    def make() -> Screen[Any]:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)()  # type: ignore[no-any-return]
+
+    make.__name__ = f"make_{name}"
+    return make
+
 
 WIZARD_SCREENS: dict[str, Callable[[], Screen[Any]]] = {
-    "welcome": WelcomeScreen,
-    "region": RegionScreen,
-    "families": FamiliesScreen,
-    "capacity": CapacityScreen,
-    "serving": ServingScreen,
-    "review": ReviewScreen,
+    "welcome": _lazy("welcome", "WelcomeScreen"),
+    "region": _lazy("region", "RegionScreen"),
+    "families": _lazy("families", "FamiliesScreen"),
+    "capacity": _lazy("capacity", "CapacityScreen"),
+    "serving": _lazy("serving", "ServingScreen"),
+    "review": _lazy("review", "ReviewScreen"),
 }
 
 # Screens that live in their own modules and install themselves (`install(app)`) under these names.

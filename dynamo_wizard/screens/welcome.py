@@ -3,6 +3,8 @@ and what to do next (continue the draft, a new plan, resume or clean up, the san
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,14 +13,16 @@ from textual.widgets import Input, Label, Static
 
 from ..core.errors import PlanError, WizardError
 from ..core.paths import known_deployments
-from ..core.plan import NAME_RE
 from ..core.redact import redact
 from ..tui import backend
 from ..tui.answers import SCREEN_TITLES, Answers
 from ..tui.messages import DeploymentInfo, LoadFailed, SandboxReady, WelcomeLoaded
-from ..tui.offline import PlanOnlyDiscovery
 from ..tui.widgets.choice_table import ChoiceRow, ChoiceTable
 from .base import WizardScreen
+
+# The first screen: everything heavy (the plan model, the catalog, boto3) loads in its worker, after the
+# screen is drawn. Same rule as core.plan.NAME_RE (checked again by the plan itself).
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
 def free_name(base: str, taken: set[str]) -> str:
@@ -50,21 +54,23 @@ class WelcomeScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.query_one("#actions", ChoiceTable).focus()
-        self.load()
+        self.query_one("#actions", ChoiceTable).loading = True
+        self.call_after_refresh(self.load)  # draw first, then look things up
 
     # Loading ---------------------------------------------------------------------------------------
 
-    def load(self) -> None:
+    def load(self, refresh_draft: bool = False) -> None:
         self.query_one("#actions", ChoiceTable).loading = True
         what = "the sandbox" if self.wizard.mode == "sandbox" else "AWS"
         if self.wizard.mode == "plan-only":
             self.set_status("Plan-only mode: nothing is checked against AWS.", "info")
         else:
             self.set_status(f"Checking who you are in {what} and which tools are installed…", "loading")
-        self._load_worker()
+        self._load_worker(refresh_draft)
 
     @work(thread=True, exclusive=True, group="welcome-load", name="welcome-load")
-    def _load_worker(self) -> None:
+    def _load_worker(self, refresh_draft: bool = False) -> None:
+        self.wizard.load_draft(refresh=refresh_draft)
         identity, error, fix = None, "", ""
         if self.wizard.mode != "plan-only":
             try:
@@ -210,6 +216,8 @@ class WelcomeScreen(WizardScreen):
             wiz.answers = base.copy(deployment=name)
             wiz.advance(self.step)
         elif key == "plan-only":
+            from ..tui.offline import PlanOnlyDiscovery
+
             wiz.use_backend("plan-only", PlanOnlyDiscovery(wiz.catalog))
             base = wiz.answers if wiz.started_from_plan else Answers()
             wiz.answers = base.copy(deployment=name)
@@ -248,11 +256,5 @@ class WelcomeScreen(WizardScreen):
     def on_sandbox_ready(self, message: SandboxReady) -> None:
         wiz = self.wizard
         wiz.use_backend("sandbox", None)
-        try:
-            from ..tui.answers import load_draft
-
-            wiz.draft = load_draft()  # the sandbox keeps its own state directory
-        except PlanError:
-            wiz.draft = None
         self.query_one("#mode-banner").set_mode("sandbox")  # type: ignore[attr-defined]
-        self.load()
+        self.load(refresh_draft=True)  # the sandbox keeps its own state directory (and drafts)

@@ -5,7 +5,9 @@ either of them turns answers into a plan, so the two write byte-identical plan f
 The answers as they stand are kept on disk (`core.paths.draft_plan_path()`) after every screen, so a user
 who quits can continue where they stopped.
 
-Nothing here imports Textual, boto3 or kubernetes: `dynamo-wizard plan` uses it without the TUI.
+Nothing here imports Textual, boto3 or kubernetes: `dynamo-wizard plan` uses it without the TUI. The
+plan model (pydantic) and YAML are imported when a plan is made or read, not at import: the TUI's first
+screen appears before them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
-
-import yaml
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..core.errors import PlanError, Problem
 from ..core.paths import draft_plan_path
-from ..core.plan import API_VERSION, KIND, Mode, Plan, plan_from_dict
+
+if TYPE_CHECKING:
+    from ..core.plan import Plan
 
 # The order of the wizard's screens; the draft remembers the next one to show.
 SCREENS: tuple[str, ...] = ("welcome", "region", "families", "capacity", "serving", "review")
@@ -62,7 +64,7 @@ class Answers:
     reservation_ids: list[str] = field(default_factory=list)
     reservation_tags: dict[str, str] = field(default_factory=dict)
     fallback: str = "none"
-    mode: str = Mode.AGG.value
+    mode: str = "agg"  # core.plan.Mode values: agg | disagg-efa | disagg-tcp
     model: str = DEFAULT_MODEL
     worker_gpus: int = 1  # GPUs (and tensor parallel size) per worker
     replicas: int = 1  # agg workers
@@ -87,9 +89,11 @@ class Answers:
 
     def plan_dict(self) -> dict[str, Any]:
         """The plan as a plain mapping (not yet validated)."""
+        from ..core.plan import API_VERSION, KIND
+
         worker = {"replicas": self.replicas, "gpus": self.worker_gpus, "tensorParallel": self.worker_gpus}
         serving: dict[str, Any] = {"mode": self.mode, "instanceType": self.instance_type, "model": self.model}
-        if self.mode == Mode.AGG.value:
+        if self.mode == "agg":
             serving["worker"] = worker
         else:
             serving["prefill"] = {**worker, "replicas": self.prefill_replicas}
@@ -124,12 +128,16 @@ class Answers:
 
     def to_plan(self) -> Plan:
         """The validated plan; raises PlanError with one problem per line."""
+        from ..core.plan import plan_from_dict
+
         return plan_from_dict(self.plan_dict())
 
     # plan -> answers -------------------------------------------------------------------------------
 
     @classmethod
     def from_plan(cls, plan: Plan) -> Answers:
+        from ..core.plan import Mode
+
         s = plan.serving
         workers = s.workers()
         first = next(iter(workers.values()))
@@ -189,6 +197,8 @@ def save_draft(answers: Answers, next_screen: str) -> Path:
     """Keep the answers so far; written atomically so a crash never leaves half a draft."""
     if next_screen not in SCREENS:
         raise ValueError(f"unknown screen {next_screen!r}")
+    import yaml
+
     path = draft_plan_path()
     text = (
         f"{DRAFT_MARKER}: the plan as it is being built; `dynamo-wizard` offers to continue it.\n"
@@ -204,6 +214,10 @@ def save_draft(answers: Answers, next_screen: str) -> Path:
 def load_draft() -> Draft | None:
     """The saved draft, or None when there is none. A damaged draft raises PlanError (say why, offer to
     discard it) rather than silently starting over."""
+    import yaml
+
+    from ..core.plan import plan_from_dict
+
     path = draft_plan_path()
     try:
         text = path.read_text(encoding="utf-8")

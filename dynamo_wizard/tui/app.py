@@ -3,6 +3,10 @@
 The backends come in through the constructor (a Discovery or a factory making one, the catalog, the
 clock), so tests and the sandbox drive the same code as real AWS. boto3 and kubernetes are never imported
 here: the default discovery factory imports `dynamo_wizard.cloud.aws` the first time a worker needs it.
+
+Cold start: only Textual, this module and the welcome screen load before the first screen is drawn. The
+plan model (pydantic), the catalog (YAML), the other screens and everything cloud load later, in workers
+or when first used.
 """
 
 from __future__ import annotations
@@ -14,23 +18,25 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
-from ..core.catalog import Catalog, load_catalog
 from ..core.errors import PlanError
-from ..core.inventory import CapacityReservation, Discovery, RegionSummary
 from ..core.paths import logs_dir, state_dir
-from ..core.plan import Plan
 from ..core.redact import redact, register_secret
 from .answers import SCREENS, Answers, Draft, discard_draft, load_draft, save_draft
 
+if TYPE_CHECKING:
+    from ..core.catalog import Catalog
+    from ..core.inventory import CapacityReservation, Discovery, RegionSummary
+    from ..core.plan import Plan
+
 STYLESHEET = Path(__file__).resolve().parent.parent / "assets" / "wizard.tcss"
-DiscoveryFactory = Callable[[], Discovery]
+DiscoveryFactory = Callable[[], "Discovery"]
 Mode = str  # "aws" | "sandbox" | "plan-only"
 
 
@@ -108,7 +114,7 @@ class WizardApp(App[int]):
         self._discovery: Discovery | None = None
         self._discovery_lock = threading.Lock()
         self.mode: Mode = mode
-        self.catalog = catalog or load_catalog()
+        self._catalog = catalog
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(UTC))
         self._screen_factories = screens
         self._sandbox_activate = sandbox_activate
@@ -118,11 +124,8 @@ class WizardApp(App[int]):
         self.started_from_plan = plan is not None
         self.draft: Draft | None = None
         self.draft_error: str = ""
-        if use_draft and plan is None:
-            try:
-                self.draft = load_draft()
-            except PlanError as err:
-                self.draft_error = "; ".join(err.lines())
+        self._use_draft = use_draft and plan is None
+        self._draft_loaded = False
         self.hf_token = hf_token if hf_token is not None else os.environ.get("HF_TOKEN") or None
         register_secret(self.hf_token)
         self.confirmed_plan: Plan | None = None
@@ -137,6 +140,27 @@ class WizardApp(App[int]):
         self._cache_lock = threading.Lock()
 
     # Backends --------------------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        """The offline catalog, read on first use (a worker usually gets there first)."""
+        if self._catalog is None:
+            from ..core.catalog import load_catalog
+
+            self._catalog = load_catalog()
+        return self._catalog
+
+    def load_draft(self, refresh: bool = False) -> Draft | None:
+        """The kept draft (read once, in the welcome screen's worker; again after switching to the sandbox,
+        whose state directory is its own)."""
+        if self._use_draft and (refresh or not self._draft_loaded):
+            self._draft_loaded = True
+            self.draft, self.draft_error = None, ""
+            try:
+                self.draft = load_draft()
+            except PlanError as err:
+                self.draft_error = "; ".join(err.lines())
+        return self.draft
 
     @staticmethod
     def _as_factory(discovery: Discovery | DiscoveryFactory | None) -> DiscoveryFactory:
@@ -244,8 +268,9 @@ class WizardApp(App[int]):
 
     # Screens and navigation ------------------------------------------------------------------------
 
-    def on_mount(self) -> None:
-        self.push_screen(self.make_screen("welcome"))
+    def get_default_screen(self) -> Screen[Any]:
+        """The welcome screen is the first screen (the bottom of the stack: Back stops there)."""
+        return self.make_screen("welcome")
 
     def make_screen(self, step: str) -> Screen[Any]:
         factories = self._screen_factories if self._screen_factories is not None else default_screens()
@@ -274,10 +299,8 @@ class WizardApp(App[int]):
 
     def go_back(self, screen: Screen[Any]) -> None:
         step = getattr(screen, "step", "")
-        if step == "welcome" or step not in SCREENS:
-            if len(self.screen_stack) > 2:
-                self.pop_screen()
-            return
+        if len(self.screen_stack) <= 1 or step == "welcome":
+            return  # the first screen: nothing behind it
         self.pop_screen()
 
     def show_help(self, step: str) -> None:
@@ -380,12 +403,15 @@ class WizardApp(App[int]):
     def action_screen_help(self) -> None:
         self.show_help(getattr(self.screen, "step", ""))
 
-    def action_start_over(self) -> None:
+    async def action_start_over(self) -> None:
         discard_draft()
         self.draft = None
         self.answers = Answers()
-        while len(self.screen_stack) > 2:
-            self.pop_screen()
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        reload = getattr(self.screen, "load", None)
+        if callable(reload):
+            reload(refresh_draft=True)
         self.notify("The draft was discarded; starting from the defaults.")
 
     def notify_error(self, text: str) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.inventory import ToolCheck
-from ..core.ledger import Ledger
 from ..core.paths import deployment_dir, known_deployments
-from ..core.plan import Plan, load_plan
-from .messages import DeploymentInfo
+
+if TYPE_CHECKING:
+    from ..core.inventory import ToolCheck
+    from ..core.plan import Plan
+    from .messages import DeploymentInfo
 
 
 def _optional(module: str) -> Any | None:
@@ -41,6 +42,9 @@ def check_tools() -> list[ToolCheck]:
 
 def deployments_info() -> list[DeploymentInfo]:
     """Deployments this machine's ledgers know, with what is still live."""
+    from ..core.ledger import Ledger
+    from .messages import DeploymentInfo
+
     infos: list[DeploymentInfo] = []
     for name in known_deployments():
         live = Ledger(name).live_resources()
@@ -55,6 +59,8 @@ def deployments_info() -> list[DeploymentInfo]:
 
 
 def deployment_plan(info: DeploymentInfo) -> Plan | None:
+    from ..core.plan import load_plan
+
     if info.plan_path is None:
         return None
     return load_plan(info.plan_path)

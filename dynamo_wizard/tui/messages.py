@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
-from ..core.inventory import CapacityReservation, Identity, RegionSummary, ToolCheck, Verdict
+if TYPE_CHECKING:
+    from ..core.inventory import CapacityReservation, Identity, RegionSummary, ToolCheck, Verdict
 
 
 @dataclass(frozen=True)
