@@ -409,7 +409,10 @@ class _Provision:
         ctx.intent(CLUSTER, name, region=plan.region, config=str(path))
         ctx.log(f"$ eksctl create cluster -f {path}")
         # Not interruptible by a plain cancel: stopping eksctl mid-create leaves a half-made cluster.
-        result = self.b.tools.eksctl(["create", "cluster", "-f", str(path)], ctx.log, ctx.cancel)
+        result = self.b.tools.eksctl(["create", "cluster", "-f", str(path)],
+                                     _noting_soft_cancel(ctx, "eksctl keeps going until the cluster is made "
+                                                              "(stopping it now would leave a half-made cluster)"),
+                                     ctx.cancel)
         if not result.ok:
             ctx.check()  # a forced cancel or the deadline: say that, not eksctl's exit code
             line = _first_error_line(result.last_lines)
@@ -419,8 +422,13 @@ class _Provision:
             else:
                 fix = "read eksctl's output above, fix the cause, then apply again (an existing cluster is adopted)"
             raise StepError(f"eksctl could not create cluster {name} (exit {result.returncode}): {line}", fix)
-        info = self.wait_active(ctx, name)
-        ctx.created(CLUSTER, name, info.arn, region=plan.region)
+        # Record it before any safe point: a stop asked for during eksctl lands right after this.
+        made = aws.describe_cluster(name)
+        if made is not None:
+            ctx.created(CLUSTER, name, made.arn, region=plan.region)
+        info = made if made is not None and made.status == "ACTIVE" and made.endpoint else self.wait_active(ctx, name)
+        if made is None:
+            ctx.created(CLUSTER, name, info.arn, region=plan.region)
         ctx.state["cluster"] = info
         return done(f"cluster {name} is ACTIVE (Kubernetes {info.version or '?'})")
 
@@ -686,7 +694,10 @@ class _Provision:
             args = _without_wait(args)  # we wait ourselves, and say what we are waiting for
             ctx.intent(HELM_RELEASE, release, namespace=self.ns, chart=profile.chart_url)
             ctx.log("$ helm " + " ".join(args))
-            result = self.b.tools.helm(args, ctx.state["access"], ctx.log, ctx.cancel)
+            result = self.b.tools.helm(args, ctx.state["access"],
+                                       _noting_soft_cancel(ctx, "helm keeps going until the release is installed "
+                                                                "(stopping it now would leave it pending-install)"),
+                                       ctx.cancel)
             if not result.ok:
                 ctx.check()
                 line = _first_error_line(result.last_lines)
@@ -1102,6 +1113,20 @@ class _Provision:
         ctx.log(f"POST /v1/chat/completions → {answer[:200]}")
         ctx.state["smoke"] = {"model": model, "answer": answer, "service": service, "port": port}
         return done(f"{model} answered through {service}:{port}")
+
+
+def _noting_soft_cancel(ctx: StepContext, why: str) -> Callable[[str], None]:
+    """A line sink for a tool a plain cancel does not stop: logs each line, and once, after a stop was asked
+    for, why the step still runs and how to stop it now."""
+    noted: list[bool] = []
+
+    def on_line(line: str) -> None:
+        ctx.log(line)
+        if ctx.cancel.cancelled and not ctx.cancel.forced and not noted:
+            noted.append(True)
+            ctx.log(f"stop requested: {why}; stop again to interrupt it now")
+
+    return on_line
 
 
 def _without_wait(args: list[str]) -> list[str]:
