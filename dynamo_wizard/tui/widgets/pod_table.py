@@ -33,11 +33,12 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._segment_tools import line_crop
+from textual._two_way_dict import TwoWayDict
 from textual.coordinate import Coordinate
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, DuplicateKey, Row, RowDoesNotExist, RowKey
+from textual.widgets.data_table import CellDoesNotExist, CellKey, ColumnKey, DuplicateKey, Row, RowDoesNotExist, RowKey
 
 from ...core.podview import PodRow, PodView, format_age
 
@@ -141,12 +142,15 @@ class PodTable(DataTable[Text]):
         self._row_lines: dict[RowKey, tuple[tuple[Any, ...], tuple[Any, ...], Strip]] = {}
         self._frame: _Drawing | None = None
         self._header_lines: dict[tuple[Any, ...], Strip] = {}
+        self._cell_styles: dict[tuple[Any, ...], tuple[Style, Style]] = {}
         self._rows_to_repaint: set[int] | None = None
         """While a batch is applied: the rows whose lines to repaint at its end (None: repaint at once)."""
         self._quiet = False
         self._continuing = False
         self._dimensions_deferred = False
         self._deferred_since: float | None = None
+        self._removing = False
+        self._removed_rows: set[RowKey] = set()
         # (set before DataTable's __init__, which already asks for them)
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=False)
         self.clock = clock
@@ -210,6 +214,7 @@ class PodTable(DataTable[Text]):
         key: str | None = None,
         label: Text | str | None = None,
     ) -> RowKey:
+        self._renumber_rows()  # rows removed earlier in this batch: the new row's index is the count
         self._rows_version += 1
         if height != 1 or label is not None:
             self._all_rows_one_line = False
@@ -231,15 +236,44 @@ class PodTable(DataTable[Text]):
         return row_key
 
     def remove_row(self, row_key: RowKey | str) -> None:
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
         self._rows_version += 1
-        self._row_lines.pop(RowKey(row_key) if isinstance(row_key, str) else row_key, None)
-        super().remove_row(row_key)
+        self._row_lines.pop(row_key, None)
+        if not self._all_rows_one_line or row_key not in self._row_locations:
+            super().remove_row(row_key)  # (raises RowDoesNotExist for an unknown row)
+            return
+        # DataTable renumbers every row after the removed one, a Python loop over the whole table, for
+        # each removal: 2,000 pods going at once (a deleted deployment) cost seconds. The rows of a batch
+        # are renumbered once, at its end.
+        for column_key in self._data[row_key]:
+            self._updated_cells.discard(CellKey(row_key, column_key))
+        del self.rows[row_key]
+        del self._data[row_key]
+        self._removed_rows.add(row_key)
+        if not self._removing:
+            self._renumber_rows()
+
+    def _renumber_rows(self) -> None:
+        removed, self._removed_rows = self._removed_rows, set()
+        if not removed:
+            return
+        locations = self._row_locations
+        order = (locations.get_key(index) for index in range(len(locations)))
+        self._row_locations = TwoWayDict({key: index for index, key in enumerate(
+            key for key in order if key is not None and key not in removed)})
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the rows left
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self._require_update_dimensions = True
+        self.check_idle()
+        self.refresh()  # the rows below moved up; the size follows on idle (see _update_dimensions)
 
     def clear(self, columns: bool = False) -> PodTable:
         self._rows_version += 1
         self._all_rows_one_line = True
         self._row_lines.clear()
         self._header_lines.clear()
+        self._cell_styles.clear()
         super().clear(columns)
         return self
 
@@ -272,8 +306,8 @@ class PodTable(DataTable[Text]):
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # DataTable measures every cell of every new row to size auto-width columns; ours have fixed
         # widths, so only the virtual size changes.
-        self._rows_version += 1  # auto-height rows may change height here
         if not self._all_rows_one_line or any(column.auto_width for column in self.columns.values()):
+            self._rows_version += 1  # auto-height rows get their height here
             super()._update_dimensions(new_rows)
             return
         now = time.monotonic()
@@ -338,6 +372,7 @@ class PodTable(DataTable[Text]):
         self._styles = {}  # the theme changed: look the colours up again
         self._row_lines.clear()
         self._header_lines.clear()
+        self._cell_styles.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # What every line of a frame shares is looked up once a frame, not once a line (the widget's
@@ -443,33 +478,44 @@ class PodTable(DataTable[Text]):
         )
         get_style = self.app.console.get_style
         pad = self.cell_padding
+        padding = " " * pad
+        styles = self._cell_styles
+        if len(styles) > 20_000:
+            styles.clear()
         segments: list[Segment] = []
         for column_index, (value, width) in enumerate(zip(values, widths, strict=True)):
             if (not isinstance(value, Text) or value.spans or value.overflow == "ignore"
                     or not value.plain.isprintable()):
                 return None
-            pre = row_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-            outer = pre + post_style if post_style else pre
+            text_style = value.style
+            if isinstance(text_style, str):
+                text_style = get_style(text_style) if text_style else Style.null()
+            # (the cell's styles: DataTable's pre style with the cell's coordinates as meta, for the mouse)
+            key = (row_index, column_index, row_style, component_style, post_style, text_style)
+            looks = styles.get(key)
+            if looks is None:
+                pre = row_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+                styled = pre + text_style
+                looks = styles[key] = (pre + post_style if post_style else pre,
+                                       styled + post_style if post_style else styled)
+            outer, styled = looks
             inner = max(0, width - 2 * pad)
             shown = value.plain
-            if cell_len(shown) > inner:
+            shown_width = len(shown) if shown.isascii() else cell_len(shown)
+            if shown_width > inner:
                 if value.overflow == "ellipsis":
                     shown = set_cell_size(shown, inner - 1) + "…" if inner else ""
                 else:
                     shown = set_cell_size(shown, inner)
+                shown_width = cell_len(shown)
             if pad:
-                segments.append(Segment(" " * pad, outer))
+                segments.append(Segment(padding, outer))
             if shown:
-                text_style = value.style
-                if isinstance(text_style, str):
-                    text_style = get_style(text_style) if text_style else Style.null()
-                styled = pre + text_style
-                segments.append(Segment(shown, styled + post_style if post_style else styled))
-            fill = inner - cell_len(shown)
-            if fill > 0:
-                segments.append(Segment(" " * fill, outer))
+                segments.append(Segment(shown, styled))
+            if inner > shown_width:
+                segments.append(Segment(" " * (inner - shown_width), outer))
             if pad:
-                segments.append(Segment(" " * pad, outer))
+                segments.append(Segment(padding, outer))
         remaining = max(0, self.size.width - sum(widths) - self._row_label_column_width)
         if self.cursor_type == "row":
             extend_style, _ = self._get_styles_to_render_cell(
@@ -553,11 +599,16 @@ class PodTable(DataTable[Text]):
         self._rows_to_repaint = set()
         try:
             with self.app.batch_update():
-                for uid in list(waiting):
-                    self._apply_one(uid, waiting.pop(uid))
-                    applied += 1
-                    if applied >= MIN_CHUNK and time.perf_counter() >= deadline:
-                        break
+                self._removing = True  # the rows after removed ones are renumbered once, at the end
+                try:
+                    for uid in list(waiting):
+                        self._apply_one(uid, waiting.pop(uid))
+                        applied += 1
+                        if applied >= MIN_CHUNK and time.perf_counter() >= deadline:
+                            break
+                finally:
+                    self._removing = False
+                    self._renumber_rows()
                 self._update_subtitle()
                 self._repaint_rows(self._rows_to_repaint)
         finally:
