@@ -189,7 +189,9 @@ def end_summary(plan: Plan, catalog: Catalog, report: RunReport, state: Any) -> 
     lines += [
         f"  endpoint:     http://localhost:{port}/v1  (OpenAI-compatible, after the port-forward)",
         f"  port-forward: kubectl -n {plan.namespace} port-forward svc/{service} {port}:{port}",
-        f"  kubeconfig:   aws eks update-kubeconfig --region {plan.region} --name {plan.cluster_name}",
+        (f"  kubeconfig:   {os.environ.get('KUBECONFIG', '')} (the sandbox's, written by its eksctl)" if in_sandbox()
+         else f"  kubeconfig:   eksctl wrote one; on another machine: aws eks update-kubeconfig --region "
+              f"{plan.region} --name {plan.cluster_name}"),
         f"  no port:      GET /api/v1/namespaces/{plan.namespace}/services/{service}:{port}/proxy/v1/models "
         "through the API server",
         f"  cost:         ≈ {cost_line(plan, catalog)}",
