@@ -431,3 +431,31 @@ async def test_pod_table_keeps_frames_short_under_a_stream_of_changes() -> None:
         lags.sort()
         assert lags[len(lags) // 2] < 0.05, lags[len(lags) // 2]  # the median frame: short
         assert table.render_batches > 5
+
+
+async def test_pod_table_many_pods_gone_at_once_keeps_rows_and_lines_right() -> None:
+    from textual.coordinate import Coordinate
+
+    app = PodApp(Clock(90.0))
+    async with app.run_test(size=(160, 20)) as pilot:
+        table = app.query_one(PodTable)
+        table.set_rows([_row(f"p{i:03d}") for i in range(300)])
+        await wait_until(pilot, lambda: table.row_count == 300, what="the listing")
+        table.cursor_coordinate = Coordinate(299, 0)
+        started = time.monotonic()
+        # In one snapshot: two pods in three go, some change, new ones come.
+        kept = [i for i in range(300) if i % 3 == 0]
+        table.set_rows([_row(f"p{i:03d}", restarts=1 if i % 2 else 0) for i in kept]
+                       + [_row(f"new{i}") for i in range(5)])
+        expected = [f"uid-p{i:03d}" for i in kept] + [f"uid-new{i}" for i in range(5)]
+        await wait_until(pilot, lambda: table.row_count == len(expected), what="the removals")
+        assert time.monotonic() - started < 5  # DataTable's own removals: seconds for a few hundred
+        await pilot.pause()
+        assert [str(row.key.value) for row in table.ordered_rows] == expected
+        assert all(table.get_row_index(uid) == index for index, uid in enumerate(expected))
+        assert table.cursor_row == len(kept) - 1  # clamped to what was left (the new rows come after)
+        table.scroll_home(animate=False)
+        await pilot.pause()
+        assert "p003" in table.render_line(2).text and table.row_texts("uid-p003")["restarts"] == "1"
+        assert str(table.border_subtitle).startswith(f"{len(expected)} pods")
+        await wait_until(pilot, lambda: table.virtual_size.height == len(expected) + 1, what="the new size")
