@@ -368,12 +368,23 @@ class WizardApp(App[int]):
         factory(self.confirmed_plan)(namespace, view, stop)
 
     def resume_deployment(self, deployment: str, plan: Plan | None) -> None:
-        if plan is not None:
-            self.answers = Answers.from_plan(plan)
-            self.start_provisioning(plan)
-        else:
+        """Continue provisioning a deployment from its kept plan (steps adopt what exists), after asking."""
+        if plan is None:
             self.notify(f"No plan was kept for {deployment}; plan it again, or clean it up.",
                         severity="warning")
+            return
+        from .widgets.confirm import ConfirmDialog
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self.answers = Answers.from_plan(plan)
+                self.start_provisioning(plan)
+
+        self.push_screen(ConfirmDialog(
+            f"Resume {deployment}?",
+            f"Provisioning continues from the kept plan ({plan.serving.mode.value} {plan.serving.model} on "
+            f"{plan.serving.instance_type} in {plan.region}); what exists is found and kept, the rest is created.",
+            confirm_label="Resume", cancel_label="Not now"), done)
 
     # Actions (command palette) ---------------------------------------------------------------------
 
@@ -381,13 +392,39 @@ class WizardApp(App[int]):
         yield from super().get_system_commands(screen)
 
     def action_export(self) -> None:
+        """Export from anywhere: the review screen's export, or the answers so far as a plan."""
         export = getattr(self.screen, "action_export", None)
         if callable(export):
             export()
             return
-        from .export import ask_export
+        try:
+            plan = self.answers.to_plan()
+        except PlanError as err:
+            self.notify("The answers so far are not a valid plan yet: " + "; ".join(err.lines()),
+                        severity="warning", timeout=15)
+            return
+        from .widgets.dialogs import PromptDialog
 
-        ask_export(self)
+        def chosen(directory: str | None) -> None:
+            if directory:
+                self.run_worker(lambda: self._export(plan, directory), thread=True, name="export",
+                                group="export", exit_on_error=False)
+
+        self.push_screen(PromptDialog("Export the plan and every rendered file to:",
+                                      f"./dynamo-wizard-{plan.deployment}"), chosen)
+
+    def _export(self, plan: Plan, directory: str) -> None:
+        """Worker: write the files, then report through the app's notifications (thread-safe)."""
+        from . import backend
+
+        try:
+            written = backend.export_plan(plan, directory, self.catalog)
+        except (OSError, PlanError) as err:
+            self.call_from_thread(self.notify, f"Export failed: {redact(str(err))}", severity="error")
+            return
+        self.last_export = Path(directory).expanduser().resolve() / "plan.yaml"
+        self.call_from_thread(self.notify, f"{len(written)} files in {Path(directory).expanduser().resolve()}",
+                              title="Exported")
 
     def action_open_logs(self) -> None:
         path = logs_dir(self.answers.deployment)

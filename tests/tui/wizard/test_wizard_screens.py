@@ -525,3 +525,66 @@ async def test_plan_only_mode_reaches_a_valid_plan_with_enter_alone() -> None:
         await pilot.press("enter")  # plan-only creates nothing
         await pilot.pause()
         assert app.confirmed_plan is None and "creates nothing" in status(app)
+
+
+async def test_palette_exports_the_answers_from_any_screen(wizard_sandbox: AwsDiscovery, tmp_path: Path) -> None:
+    app = sandbox_app(wizard_sandbox)
+    async with app.run_test(size=SIZE) as pilot:
+        await enter_until(app, pilot, "families")
+        await pilot.press("ctrl+p")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CommandPalette", what="the palette")
+        await pilot.press(*"export")
+        await wait_until(pilot, lambda: "Export" in str(
+            app.screen.query_one("CommandList").get_option_at_index(0).prompt), what="the export command")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PromptDialog", what="the export dialog")
+        app.screen.query_one("#prompt-input").value = str(tmp_path / "out")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.last_export is not None, what="the export")
+        assert load_plan(tmp_path / "out" / "plan.yaml") == app.answers.to_plan()
+        assert (tmp_path / "out" / "11-nodepool-gpu.yaml").exists()
+
+
+async def test_welcome_resumes_or_cleans_up_a_known_deployment(wizard_sandbox: AwsDiscovery) -> None:
+    from dynamo_wizard.core.ledger import Ledger
+    from dynamo_wizard.tui.answers import Answers
+    from dynamo_wizard.tui.backend import keep_confirmed_plan
+
+    kept = Answers(deployment="earlier").to_plan()
+    keep_confirmed_plan(kept)
+    Ledger("earlier").intent("eks-cluster", "earlier", step="cluster")
+    created: list[RecordingRunner] = []
+
+    def runner_factory(plan: Any, token: str | None) -> RecordingRunner:
+        created.append(RecordingRunner(plan, token))
+        return created[-1]
+
+    app = sandbox_app(wizard_sandbox, runner_factory=runner_factory,
+                      pod_watch_factory=lambda plan: (lambda namespace, view, stop: None))
+    async with app.run_test(size=SIZE) as pilot:
+        await on_screen(app, pilot, "welcome")
+        actions = table(app, "#actions")
+        resume, cleanup = actions.row("resume:earlier"), actions.row("cleanup:earlier")
+        assert resume is not None and resume.available and "1 resources live (eks-cluster)" in str(resume.cells[1])
+        assert cleanup is not None
+        # The name of a new plan must not clash with it.
+        app.screen.query_one("#deployment").value = "earlier"  # type: ignore[attr-defined]
+        actions.highlight("new")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.step == "welcome" and "exists on this machine" in status(app)
+        # Clean up: the cleanup screen, for that deployment.
+        actions.highlight("cleanup:earlier")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.cleanup_requests == ["earlier"], what="the cleanup hook")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "CleanupScreen", what="the cleanup screen")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: getattr(app.screen, "step", None) == "welcome", what="back to welcome")
+        # Resume: asked first, then provisioning continues from the kept plan.
+        table(app, "#actions").highlight("resume:earlier")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", what="the question")
+        assert not created
+        app.screen.query_one("#confirm-yes").press()  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: len(created) == 1, what="the runner")
+        assert created[0].plan == kept
