@@ -70,7 +70,7 @@ class ClusterSpec(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        if v is not None and not CLUSTER_NAME_RE.match(v):
+        if v is not None and not CLUSTER_NAME_RE.fullmatch(v):
             raise ValueError("must start with a letter and hold only letters, digits and '-' (at most 100)")
         return v
 
@@ -79,7 +79,7 @@ class ClusterSpec(_Model):
     def _version(cls, v: Any) -> Any:
         if isinstance(v, float):  # YAML reads 1.34 as a float; quote it, but accept the obvious intent
             v = f"{v:.2f}"
-        if not isinstance(v, str) or not K8S_VERSION_RE.match(v):
+        if not isinstance(v, str) or not K8S_VERSION_RE.fullmatch(v):
             raise ValueError('must be a Kubernetes minor version such as "1.34" (quote it in YAML)')
         return v
 
@@ -95,8 +95,8 @@ class GpuSpec(_Model):
     @classmethod
     def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for f in v:
-            if "." in f or not FAMILY_RE.match(f):
-                raise ValueError(f"{f!r} is not an instance family; give exact families such as g6e or p5en")
+            if "." in f or not FAMILY_RE.fullmatch(f):
+                raise ValueError(f"{_short(f)} is not an instance family; give exact families such as g6e or p5en")
         if len(set(v)) != len(v):
             raise ValueError("lists a family twice")
         return v
@@ -123,8 +123,8 @@ class ReservationSpec(_Model):
     @classmethod
     def _ids(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for i in v:
-            if not CR_ID_RE.match(i):
-                raise ValueError(f"{i!r} is not a capacity reservation id (cr- and 8 to 17 hex digits)")
+            if not CR_ID_RE.fullmatch(i):
+                raise ValueError(f"{_short(i)} is not a capacity reservation id (cr- and 8 to 17 hex digits)")
         if len(set(v)) != len(v):
             raise ValueError("lists a reservation id twice")
         return v
@@ -133,10 +133,10 @@ class ReservationSpec(_Model):
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
         for k, val in v.items():
-            if not TAG_KEY_RE.match(k) or k.lower().startswith("aws:"):
-                raise ValueError(f"tag key {k!r} is not a valid AWS tag key")
-            if not TAG_VALUE_RE.match(val):
-                raise ValueError(f"tag value {val!r} of {k!r} is not a valid AWS tag value")
+            if not TAG_KEY_RE.fullmatch(k) or k.lower().startswith("aws:"):
+                raise ValueError(f"tag key {_short(k)} is not a valid AWS tag key")
+            if not TAG_VALUE_RE.fullmatch(val):
+                raise ValueError(f"tag value {_short(val)} of {_short(k)} is not a valid AWS tag value")
         return v
 
     @model_validator(mode="after")
@@ -181,21 +181,21 @@ class ServingSpec(_Model):
     @field_validator("instance_type")
     @classmethod
     def _type(cls, v: str) -> str:
-        if not INSTANCE_TYPE_RE.match(v):
+        if not INSTANCE_TYPE_RE.fullmatch(v):
             raise ValueError("must be an EC2 instance type such as g6e.2xlarge")
         return v
 
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
-        if not MODEL_RE.match(v):
+        if not MODEL_RE.fullmatch(v):
             raise ValueError("must be a Hugging Face model id such as Qwen/Qwen3-0.6B")
         return v
 
     @field_validator("graph_name")
     @classmethod
     def _graph(cls, v: str | None) -> str | None:
-        if v is not None and not NAME_RE.match(v):
+        if v is not None and not NAME_RE.fullmatch(v):
             raise ValueError("must match [a-z][a-z0-9-]{0,30} and not end in '-'")
         return v
 
@@ -217,14 +217,14 @@ class DynamoSpec(_Model):
     @field_validator("release")
     @classmethod
     def _release(cls, v: str) -> str:
-        if not RELEASE_RE.match(str(v)):
+        if not RELEASE_RE.fullmatch(str(v)):
             raise ValueError("must be a release version such as 1.0.0")
         return v
 
     @field_validator("namespace")
     @classmethod
     def _ns(cls, v: str) -> str:
-        if not NAMESPACE_RE.match(v):
+        if not NAMESPACE_RE.fullmatch(v):
             raise ValueError("must be a Kubernetes namespace name (lowercase letters, digits, '-')")
         return v
 
@@ -237,7 +237,7 @@ class StorageSpec(_Model):
     @field_validator("download_memory")
     @classmethod
     def _mem(cls, v: str | None) -> str | None:
-        if v is not None and not MEMORY_RE.match(v):
+        if v is not None and not MEMORY_RE.fullmatch(v):
             raise ValueError("must be a memory size such as 16Gi or 512Mi (or null to size it from the model)")
         return v
 
@@ -258,7 +258,7 @@ class Plan(_Model):
     @field_validator("deployment")
     @classmethod
     def _deployment(cls, v: str) -> str:
-        if not NAME_RE.match(v):
+        if not NAME_RE.fullmatch(v):
             raise ValueError("must match [a-z][a-z0-9-]{0,30}: a lowercase letter, then lowercase letters, digits or "
                              "'-', not ending in '-'")
         return v
@@ -266,7 +266,7 @@ class Plan(_Model):
     @field_validator("region")
     @classmethod
     def _region(cls, v: str) -> str:
-        if not REGION_RE.match(v):
+        if not REGION_RE.fullmatch(v):
             raise ValueError("must be an AWS region such as us-east-1")
         return v
 
@@ -275,14 +275,14 @@ class Plan(_Model):
         problems: list[str] = []
         for z in self.zones:
             if not (z.startswith(self.region) and re.fullmatch(r"[a-z]", z[len(self.region):] or "")):
-                problems.append(f"zones: {z!r} is not a zone of {self.region}; use names like {self.region}a")
+                problems.append(f"zones: {_short(z)} is not a zone of {self.region}; use names like {self.region}a")
         if len(set(self.zones)) != len(self.zones):
             problems.append("zones: a zone is listed twice; list each zone once")
         s = self.serving
         if s.family not in self.gpu.families:
             problems.append(
-                f"serving.instanceType: {s.instance_type!r} is of family {s.family!r}, which is not in "
-                f"gpu.families {list(self.gpu.families)}; add {s.family!r} to gpu.families"
+                f"serving.instanceType: {_short(s.instance_type)} is of family {_short(s.family)}, which is not in "
+                f"gpu.families {_short(list(self.gpu.families))}; add {_short(s.family)} to gpu.families"
             )
         if s.mode is Mode.AGG:
             if s.prefill is not None or s.decode is not None:
@@ -342,8 +342,14 @@ def _loc(loc: tuple[Any, ...]) -> str:
         if isinstance(p, int):
             parts.append(f"[{p}]")
         elif isinstance(p, str) and not p.startswith(("function-", "literal[", "union[", "str", "int")):
-            parts.append(("." if parts else "") + to_camel(p) if p != "apiVersion" else p)
+            # A key as the user wrote it may hold anything (a newline, an escape sequence, a megabyte):
+            # one that is not a plain name is shown quoted and bounded, so a message stays one safe line.
+            name = p if p == "apiVersion" else to_camel(p) if _PLAIN_KEY.fullmatch(p) and len(p) <= 60 else _short(p)
+            parts.append(("." if parts else "") + name)
     return "".join(parts) or "plan"
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 # Bounded: a hostile value (a billion-laughs alias tree, a 5,000-digit integer) is never rendered whole, so
@@ -411,10 +417,35 @@ def _problems(err: ValidationError) -> list[Problem]:
     return problems
 
 
+# A plan holds a few dozen values. Counting a shared value (a YAML alias) each time it is reached, a
+# billion-laughs alias holds 9**9: validators that render a bad value (Enum's own error message does) would
+# take minutes on it, so such a mapping is refused before validation.
+MAX_PLAN_VALUES = 10_000
+
+
+def _too_many_values(data: Any) -> bool:
+    stack: list[Any] = [data]
+    count = 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_PLAN_VALUES:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend(node)
+    return False
+
+
 def plan_from_dict(data: Any) -> Plan:
     if not isinstance(data, dict):
         raise PlanError([Problem("plan", f"expected a YAML mapping, got {type(data).__name__}",
                                  "start the file with 'apiVersion: dynamo-wizard/v1' and 'kind: Plan'")])
+    if _too_many_values(data):
+        raise PlanError([Problem("plan", f"holds more than {MAX_PLAN_VALUES:,} values (counting each use of a "
+                                 "YAML alias)", "write the plan out plainly: a plan has a few dozen values")])
     for key in data:
         if not isinstance(key, str):
             raise PlanError([Problem("plan", f"key {_short(key)} is not a string", "use names from docs/plan-format.md")])
@@ -426,9 +457,14 @@ def plan_from_dict(data: Any) -> Plan:
         raise PlanError([Problem("plan", f"cannot be read: {err}", "check the file against docs/plan-format.md")]) from None
 
 
+# libyaml when present: ten times faster, and it bounds flow nesting (PyYAML's pure-Python scanner is quadratic
+# in it: 20 KB of '[' took seconds, 100 KB minutes). Same safe constructors either way.
+_PLAN_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_plan(text: str) -> Plan:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_PLAN_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
