@@ -25,7 +25,7 @@ import yaml
 
 from ..core.catalog import Catalog, load_catalog
 from ..core.errors import PlanError, Problem, WizardError
-from ..core.inventory import Discovery, RegionSummary
+from ..core.inventory import CapacityReservation, Discovery, RegionSummary
 from ..core.plan import NAME_RE, Mode
 from ..core.redact import redact
 from ..tui.answers import Answers, write_plan
@@ -256,6 +256,7 @@ class PlainWizard:
 
     def ask_capacity(self) -> None:
         a = self.answers
+        reservations: list[CapacityReservation]
         if self.plan_only:
             reservations, notes = [], ["plan-only mode: reservations are not read"]
         else:

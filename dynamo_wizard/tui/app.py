@@ -205,8 +205,8 @@ class WizardApp(App[int]):
         """The families the region screen ranks by: the guide's, plus any already chosen."""
         return list(dict.fromkeys([*self.catalog.guide_families, *self.answers.families]))
 
-    def load_region_summaries(self, on_summary: Callable[[RegionSummary], None] | None = None,
-                              on_regions: Callable[[list[str]], None] | None = None,
+    def load_region_summaries(self, on_summary: Callable[[RegionSummary], object] | None = None,
+                              on_regions: Callable[[list[str]], object] | None = None,
                               ) -> tuple[list[RegionSummary], list[str]]:
         """All regions with the catalog's families (worker thread; cached). `on_summary` is called as each
         region completes, when the discovery can report progress (AwsDiscovery can)."""

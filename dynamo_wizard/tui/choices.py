@@ -193,7 +193,7 @@ def type_choices(summary: RegionSummary, catalog: Catalog, zones: list[str] | tu
             short=short,
         ))
     family_order = list(catalog.families)
-    rows.sort(key=lambda r: (family_order.index(r.family) if r.family in family_order else 99, r.gpus, r.vcpus))
+    rows.sort(key=lambda r: (family_order.index(r.family) if r.family in family_order else 99, r.vcpus, r.gpus))
     return rows
 
 
