@@ -246,3 +246,24 @@ def test_file_writes_are_batched_but_nothing_is_left_behind(tmp_path: Path) -> N
     assert on_disk[0].startswith("=== EFS file system: started")
     assert on_disk[1:] == [
         *(f"efs {i}" for i in range(WRITE_BATCH_LINES + 10)), "last"]
+
+
+async def test_pane_lines_are_drawn_as_log_draws_them(tmp_path: Path) -> None:
+    from textual.widgets import Log
+
+    app = LogApp(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panes = app.query_one(LogPanes)
+        panes.start_step("cluster", "Create the EKS cluster")
+        lines = ["plain", "2026-11-28 18:00:00 [ℹ]  waiting for CloudFormation stack", "a\tb", "\x1b[31mred",
+                 "日本語のログ", "👨\u200d👩 family", " "]
+        for line in lines:
+            panes.write_line("cluster", line)
+        pane = panes.pane("cluster")
+        assert pane is not None
+        await wait_until(pilot, lambda: pane.line_count == len(lines))
+        style = pane.rich_style
+        for y in range(len(lines)):
+            ours = pane._render_line_strip(y, style)
+            theirs = Log._render_line_strip(pane, y, style)
+            assert list(ours) == list(theirs) and ours.cell_length == theirs.cell_length, lines[y]
