@@ -178,7 +178,7 @@ def test_line_width_is_what_log_shows() -> None:
                  "x" * 600 + "ℹ", "\t日本\x07"]:
         assert line_width(line) == shown_width(line), line
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=150, deadline=None)
     @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=80)
            | st.text(alphabet="ab \t\x1b\x07ℹ日█\u200d\ufe0f\u0301", max_size=40))
     def same(line: str) -> None:
