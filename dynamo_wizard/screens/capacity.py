@@ -39,7 +39,7 @@ def _when(t: datetime | None, short: bool = False) -> str:
 class CapacityScreen(WizardScreen):
     step = "capacity"
     heading = "Reserved capacity for the GPU nodes? (ODCRs and Capacity Blocks)"
-    BINDINGS = [Binding("r", "reload", "Reload", show=False)]
+    BINDINGS = [Binding("ctrl+r", "reload", "Reload", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,7 +81,7 @@ class CapacityScreen(WizardScreen):
             reservations, notes = self.wizard.load_reservations(region)
         except Exception as err:  # noqa: BLE001
             self.post_message(LoadFailed(f"the reservations in {region}", redact(f"{type(err).__name__}: {err}"),
-                                         "press r to retry; Enter on 'None' goes on without reserved capacity"))
+                                         "press Ctrl+R to retry; Enter on 'None' goes on without reserved capacity"))
             return
         self.post_message(ReservationsLoaded(reservations, notes))
 

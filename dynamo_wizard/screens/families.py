@@ -31,7 +31,7 @@ def _price(t: TypeChoice) -> str:
 class FamiliesScreen(WizardScreen):
     step = "families"
     heading = "Which GPU instances? Enter picks the workers' type · Space adds its family to the NodePool"
-    BINDINGS = [Binding("r", "reload", "Reload", show=False)]
+    BINDINGS = [Binding("ctrl+r", "reload", "Reload", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -60,7 +60,7 @@ class FamiliesScreen(WizardScreen):
             summary = self.wizard.load_region_summary(region)
         except Exception as err:  # noqa: BLE001
             self.post_message(LoadFailed(f"the GPU offerings in {region}", redact(f"{type(err).__name__}: {err}"),
-                                         "press r to retry, or Esc to pick another region"))
+                                         "press Ctrl+R to retry, or Esc to pick another region"))
             return
         self.post_message(RegionLoaded(summary))
 
@@ -75,8 +75,9 @@ class FamiliesScreen(WizardScreen):
         self.zones = [z for z in answers.zones if z in keep] or keep
         rows = type_choices(message.summary, self.wizard.catalog, self.zones, answers.capacity_types)
         self.types = {r.instance_type: r for r in rows}
-        pool = set(answers.families)
-        marked = {r.instance_type for r in rows if r.family in pool}
+        # Marks are the families added to the pool; the workers' type's family is always in it.
+        extra = set(answers.families) - {answers.instance_type.split(".", 1)[0]}
+        marked = {r.instance_type for r in rows if r.family in extra}
         highlight = default_type(rows, answers.instance_type)
         self.query_one("#types", ChoiceTable).set_rows([self._row(r) for r in rows], highlight=highlight,
                                                         marked=marked)

@@ -11,7 +11,8 @@ from textual.widgets import Markdown, Static
 COMMON_KEYS = """
 **Keys everywhere:** `Enter` accepts what is highlighted and goes on · `Esc` goes back (or clears a filter) ·
 `Tab` moves between parts of the screen · type letters to filter a list · `?` this help ·
-`Ctrl+P` command palette (export, log folder, cleanup) · `Ctrl+Q` quit (your answers are kept).
+`Ctrl+P` command palette (export, log folder, cleanup) · `Ctrl+R` read AWS again ·
+`Ctrl+Q` quit (the answers you accepted are kept; starting again offers to continue).
 """
 
 HELP: dict[str, str] = {

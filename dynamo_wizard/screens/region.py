@@ -25,7 +25,7 @@ class RegionScreen(WizardScreen):
     step = "region"
     heading = "Where should the cluster run? Regions ranked by the GPU families one zone offers."
 
-    BINDINGS = [Binding("r", "reload", "Reload", show=False)]
+    BINDINGS = [Binding("ctrl+r", "reload", "Reload", show=False)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,7 +53,7 @@ class RegionScreen(WizardScreen):
                 on_regions=lambda regions: self.post_message(RegionsListed(regions)))
         except Exception as err:  # noqa: BLE001 - show it; Back and retry stay possible
             self.post_message(LoadFailed("the regions", redact(f"{type(err).__name__}: {err}"),
-                                         "check your network and credentials, then press r to retry"))
+                                         "check your network and credentials, then press Ctrl+R to retry"))
             return
         self.post_message(RegionsLoaded(summaries, notes))
 

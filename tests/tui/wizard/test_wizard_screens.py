@@ -588,3 +588,34 @@ async def test_welcome_resumes_or_cleans_up_a_known_deployment(wizard_sandbox: A
         app.screen.query_one("#confirm-yes").press()  # type: ignore[attr-defined]
         await wait_until(pilot, lambda: len(created) == 1, what="the runner")
         assert created[0].plan == kept
+
+
+async def test_without_credentials_the_sandbox_can_be_started_from_welcome(
+        sandbox_service: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Real AWS mode, no credentials: "Use the sandbox" activates it (here: finds the module's running
+    service, as `activate()` does) and the wizard goes on against it, bannered."""
+    from dynamo_wizard.sandbox import client
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "DYNAMO_WIZARD_SANDBOX"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for key, value in sandbox_service.env.items():  # activate() sets these: monkeypatch restores them after
+        monkeypatch.setenv(key, os.environ.get(key, value))
+    for key in sandbox_service.env:
+        if key not in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("DYNAMO_WIZARD_HOME", str(tmp_path / "home"))
+    app = WizardApp(lambda: AwsDiscovery(max_workers=2),
+                    sandbox_activate=lambda: client.activate(directory=sandbox_service.directory))
+    async with app.run_test(size=SIZE) as pilot:
+        await on_screen(app, pilot, "welcome")
+        actions = table(app, "#actions")
+        assert actions.highlighted_key == "sandbox"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.mode == "sandbox" and "123456789012" in str(
+            app.screen.query_one("#identity").render()), timeout=60, what="the sandbox identity")
+        await settle(app, pilot)
+        assert "SANDBOX" in str(app.screen.query_one("#mode-banner").render())
+        assert os.environ["AWS_ENDPOINT_URL"] == sandbox_service.env["AWS_ENDPOINT_URL"]
+        assert {r.key for r in table(app, "#actions").rows} >= {"new", "plan-only"}
