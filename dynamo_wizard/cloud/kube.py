@@ -482,6 +482,19 @@ class KubeClient:
                  and (e.get("involvedObject") or {}).get("kind") in (kind, None)]
         return sorted(items, key=event_time)
 
+    def latest_event(self, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+        """The newest Event about an object (why a pod is Pending, why a claim does not bind)."""
+        events = self.events_for(namespace, kind, name)
+        return events[-1] if events else None
+
+    def nodeclaims(self, nodepools: builtins.list[str] | None = None) -> builtins.list[dict[str, Any]]:
+        """Auto Mode / Karpenter NodeClaims, optionally only those of some NodePools."""
+        claims = self.list("karpenter.sh/v1", "NodeClaim")
+        if nodepools is None:
+            return claims
+        return [c for c in claims if ((c.get("metadata") or {}).get("labels") or {}).get("karpenter.sh/nodepool")
+                in nodepools]
+
     def read_log(self, namespace: str, pod: str, container: str | None = None,
                  tail_lines: int | None = None) -> str:
         kw: dict[str, Any] = {}

@@ -354,14 +354,11 @@ class _Provision:
     def report_nodeclaims(self, ctx: StepContext, seen: dict[str, str]) -> None:
         """Log Auto Mode NodeClaims of our pools as they launch (why a GPU pod is still Pending)."""
         try:
-            claims = self.kube(ctx).list("karpenter.sh/v1", "NodeClaim")
+            claims = self.kube(ctx).nodeclaims([mf.GPU_NODEPOOL, mf.RESERVED_NODEPOOL])
         except BackendError:
             return
-        pools = {mf.GPU_NODEPOOL, mf.RESERVED_NODEPOOL}
         for claim in claims:
             labels = _labels(claim)
-            if labels.get("karpenter.sh/nodepool") not in pools:
-                continue
             name = claim["metadata"]["name"]
             status = claim.get("status") or {}
             conds = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
@@ -648,9 +645,8 @@ class _Provision:
                 ctx.log(f"PVCs: {text}")
                 if any(p != "Bound" for p in phases.values()):
                     for name in names:
-                        events = kube.events_for(self.ns, "PersistentVolumeClaim", name)
-                        if events and phases[name] != "Bound":
-                            ev = events[-1]
+                        ev = kube.latest_event(self.ns, "PersistentVolumeClaim", name)
+                        if ev is not None and phases[name] != "Bound":
                             ctx.log(f"  {name}: {ev.get('reason')}: {ev.get('message')}")
             return all(p == "Bound" for p in phases.values())
 

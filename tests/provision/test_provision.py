@@ -294,3 +294,39 @@ def test_oom_killed_download_says_what_memory_to_set(sandbox_env: Any) -> None:
     assert "OOMKilled" in (failed.error or "") and "4Gi" in (failed.error or "")
     assert "storage.downloadMemory: 16Gi" in (failed.fix or "")
     assert events.statuses()["graph"] == "blocked"
+
+
+def test_kube_adapter_against_the_clusters_api_server(deployed: dict[str, Any], sandbox_env: Any) -> None:
+    plan: Plan = deployed["plan"]
+    backends = build_backends(plan.region)
+    kube = backends.connect(backends.kube_access(backends.aws.describe_cluster(plan.cluster_name)))
+    labels = {"app.kubernetes.io/managed-by": "dynamo-wizard", TAG: plan.deployment}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "adapter-probe", "namespace": plan.namespace, "labels": labels}, "data": {"a": "1"}}
+    assert kube.apply(cm).action == "created"
+    assert kube.apply(cm).action == "unchanged"
+    assert kube.apply({**cm, "data": {"a": "2"}}).action == "patched"
+    assert kube.get("v1", "ConfigMap", "adapter-probe", plan.namespace)["data"] == {"a": "2"}
+    names = [c["metadata"]["name"] for c in kube.list("v1", "ConfigMap", plan.namespace, labels=labels)]
+    assert "adapter-probe" in names
+    assert "adapter-probe" not in [c["metadata"]["name"] for c in
+                                   kube.list("v1", "ConfigMap", plan.namespace, labels={TAG: "someone-else"})]
+    assert kube.delete("v1", "ConfigMap", "adapter-probe", plan.namespace, wait=10) is True
+    assert kube.get("v1", "ConfigMap", "adapter-probe", plan.namespace) is None
+    assert kube.delete("v1", "ConfigMap", "adapter-probe", plan.namespace) is False
+    # NodeClaims of our GPU pool, pod logs, events and the service proxy.
+    assert kube.nodeclaims(["gpu"]) and all(c["metadata"]["labels"]["karpenter.sh/nodepool"] == "gpu"
+                                            for c in kube.nodeclaims(["gpu"]))
+    worker = next(p for p in kube.list("v1", "Pod", plan.namespace,
+                                       labels={"nvidia.com/dynamo-graph-deployment-name": plan.graph_name})
+                  if "worker" in p["metadata"]["name"])
+    assert "Starting to load model" in kube.read_log(plan.namespace, worker["metadata"]["name"])
+    followed = []
+    for line in kube.follow_log(plan.namespace, worker["metadata"]["name"]):  # a running pod: the stream stays open
+        followed.append(line)
+        if "Starting to load model" in line:
+            break
+    assert followed
+    assert kube.latest_event(plan.namespace, "Pod", worker["metadata"]["name"]) is not None
+    reply = kube.proxy("GET", plan.namespace, f"{plan.graph_name}-frontend", 8000, "/v1/models")
+    assert reply.ok and plan.serving.model in reply.body
