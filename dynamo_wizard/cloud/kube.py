@@ -556,7 +556,9 @@ class KubeClient:
                 kw["since_seconds"] = int(self.read_timeout) + 5
                 continue
             finally:
+                # Closed, not just released: a half-read stream must not go back to the pool.
                 with contextlib.suppress(Exception):
+                    resp.close()
                     resp.release_conn()
 
     def watch_pods(self, namespace: str, sink: PodSink, stop: Any) -> None:
