@@ -392,10 +392,10 @@ class Hub:
         except (OSError, ValueError):
             log.exception("state.json unreadable; starting with an empty world")
             return
-        self.faults.update(state.get("faults") and {k: v for k, v in state["faults"].items()
-                                                     if k in ("throttle", "drop-watch", "pending", "oom-download")}
-                           or {})
-        for target in (state.get("faults") or {}).get("fail-once") or []:
+        saved_faults = state.get("faults") or {}
+        self.faults.update({k: v for k, v in saved_faults.items()
+                            if k in ("throttle", "drop-watch", "pending", "oom-download")})
+        for target in saved_faults.get("fail-once") or []:
             self.faults.update({"fail-once": target})
         self.instance_reservations = dict(state.get("instance_reservations") or {})
         self._load_gaps(state.get("gaps") or {})
@@ -416,15 +416,16 @@ class Hub:
                 self._spawn(self._activate(record, fresh=not was_active))
 
     async def _finish_delete(self, record: ClusterRecord) -> None:
+        """A DeleteCluster the old process had not finished: EKS completes it."""
         await self._teardown(record)
 
         def delete() -> None:
-            try:
-                self.clients.get("eks", record.region).delete_cluster(name=record.name)
-            except Exception:
-                pass
-        record.status = "ACTIVE"  # let the front pass the delete to moto
-        self.clusters.pop((record.region, record.name), None)
+            with self.moto.lock:
+                try:
+                    self.moto.backend("eks", record.region).delete_cluster(record.name)
+                except Exception:  # already gone from moto
+                    pass
+                self.moto.mutations += 1
         await asyncio.to_thread(delete)
         self.cluster_deleted(record.region, record.name)
 

@@ -64,20 +64,21 @@ class Service:
         moto = MotoApp(self.layout.aws_snapshot)
         self.hub = hub = Hub(self.layout.root, clock, faults, moto, endpoint)
         self.front = hub.front = AwsFront(hub, moto, hub.gaps, faults, clock)
-        restored = await asyncio.to_thread(moto.load)
         await hub.load()
         clock.set_speed(self.speed)
         if self.faults_text:
             faults.update_from_text(self.faults_text)
         install(self.layout.root, sys.executable)
         self.write_service_json()
-        log.info("sandbox service ready on %s in %.2fs%s", endpoint, time.monotonic() - t0,
-                 " (AWS state restored)" if restored else "")
+        log.info("sandbox service ready on %s in %.2fs", endpoint, time.monotonic() - t0)
         loop = asyncio.get_running_loop()
         saver = loop.create_task(hub.autosave())
         # DYNAMO_WIZARD_SANDBOX_WARMUP=0 skips it (tests of the service's lifecycle that make no AWS calls)
         warm = loop.create_task(self.warm_up() if os.environ.get("DYNAMO_WIZARD_SANDBOX_WARMUP", "1") != "0"
                                 else asyncio.sleep(0))
+        if self.hub.clusters:
+            # a restart: clusters come back once AWS is restored; bring moto up now (in a thread)
+            loop.run_in_executor(None, lambda: self.hub.moto.app)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         await self.stopping.wait()
@@ -94,6 +95,9 @@ class Service:
         t0 = time.monotonic()
 
         def touch() -> None:
+            _ = self.hub.moto.app  # import moto and restore the saved AWS first
+            if self.hub.moto.restored:
+                log.info("AWS state restored from %s", self.hub.moto.snapshot)
             c = self.hub.clients
             c.get("ec2", "us-east-1").describe_availability_zones()
             c.get("iam", "us-east-1").list_roles(MaxItems=1)

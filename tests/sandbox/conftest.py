@@ -98,11 +98,14 @@ def offline_cluster() -> Iterator[OfflineCluster]:
 
         async def shutdown() -> None:
             await sim.stop()
-            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in rest:
-                t.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
-        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+            rest = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+            for _ in range(5):
+                if not rest:
+                    break
+                for t in rest:
+                    t.cancel()
+                _, rest = await asyncio.wait(rest, timeout=1.0)
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()

@@ -89,13 +89,27 @@ class MotoApp:
     PERSISTED = ("ec2", "iam", "cloudformation", "eks", "efs", "sts")
 
     def __init__(self, snapshot: Path | None) -> None:
-        from moto.server import DomainDispatcherApplication, create_backend_app
-
-        self.app = DomainDispatcherApplication(create_backend_app)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # re-entrant: a backend read may be what first brings moto up
         self.snapshot = snapshot
         self.mutations = 0
         self.saved_mutations = 0
+        self.restored = False
+        self._app: Any = None
+        self._init_lock = threading.Lock()
+
+    @property
+    def app(self) -> Any:
+        """moto's app, imported and restored from the snapshot on first use (the service answers its health
+        URL before that: importing moto costs a second or more)."""
+        if self._app is None:
+            with self._init_lock:
+                if self._app is None:
+                    from moto.server import DomainDispatcherApplication, create_backend_app
+
+                    app = DomainDispatcherApplication(create_backend_app)
+                    self.restored = self.load()
+                    self._app = app
+        return self._app
 
     def call(self, method: str, url: str, headers: dict[str, str], body: bytes, mutating: bool) -> Response:
         from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -104,10 +118,11 @@ class MotoApp:
         builder = EnvironBuilder(path=split.path, method=method, query_string=split.query, headers=headers,
                                  data=body, base_url="http://127.0.0.1")
         environ = builder.get_environ()
+        app = self.app
         with self.lock:
             if mutating:
                 self.mutations += 1
-            app_iter, status, resp_headers = run_wsgi_app(self.app, environ, buffered=True)
+            app_iter, status, resp_headers = run_wsgi_app(app, environ, buffered=True)
             try:
                 payload = b"".join(app_iter)
             finally:
@@ -125,7 +140,7 @@ class MotoApp:
 
         from moto.backends import get_backend
 
-        if self.snapshot is None:
+        if self.snapshot is None or self._app is None:
             return False
         with self.lock:
             if self.mutations == self.saved_mutations and (self.snapshot.exists() or self.mutations == 0):
@@ -160,6 +175,7 @@ class MotoApp:
     def backend(self, service: str, region: str) -> Any:
         from moto.backends import get_backend
 
+        _ = self.app  # restored before anything reads a backend
         return get_backend(service)[ACCOUNT][region]  # type: ignore[call-overload]
 
 

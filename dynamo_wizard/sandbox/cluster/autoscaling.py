@@ -238,7 +238,7 @@ class AutoscalingMixin:
     # -------------------------------------------------------------------------------------- scheduling loop
 
     async def scheduler(self: ClusterSim) -> None:
-        while True:
+        while not self.stopped:
             await self.wait_kick("sched", max(0.2, self.clock.scaled(20)))
             try:
                 await self.schedule_pending()
@@ -733,7 +733,7 @@ class AutoscalingMixin:
         self.kick("sched")
 
     async def consolidator(self: ClusterSim) -> None:
-        while True:
+        while not self.stopped:
             await asyncio.sleep(max(0.1, self.clock.scaled(self.clock.real("consolidation_check") / 3)))
             try:
                 self.consolidate()

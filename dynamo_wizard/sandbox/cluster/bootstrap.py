@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..kube.store import Obj, Store, now_iso
+from ..kube.store import Obj, Store
 
 
 @dataclass
@@ -175,5 +175,4 @@ def efs_csi_objects() -> list[Obj]:
     ]
 
 
-__all__ = ["ClusterInfo", "Subnet", "bootstrap", "efs_csi_objects", "builtin_nodepool", "default_nodeclass",
-           "now_iso"]
+__all__ = ["ClusterInfo", "Subnet", "bootstrap", "efs_csi_objects", "builtin_nodepool", "default_nodeclass"]

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ..kube.store import Obj, now_iso
+from ..kube.store import Obj
 from .pods import command_text, parse_worker
 from .workloads import owned_by, owner_ref, pod_ready, set_condition
 
@@ -338,4 +338,4 @@ class DynamoMixin:
                                                                 "code": code}}).encode()
 
 
-__all__ = ["DynamoMixin", "DGD", "now_iso"]
+__all__ = ["DynamoMixin", "DGD"]

@@ -5,10 +5,8 @@ workers, the Dynamo frontend, the operator, NATS) and decides readiness and exit
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import re
-import shlex
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -129,9 +127,10 @@ async def run_download(ctx: Ctx) -> Exit | None:
     if not oom and ctx.sim.faults.take_oom_download():
         ctx.sim.oom_jobs.add(job_uid)
         oom = True
-    if "set -" in text and "x" in text.split("set -", 1)[1][:4]:
-        ctx.log("+ pip install --no-cache-dir huggingface_hub hf_transfer" if "pip install" in text else "")
+    traced = bool(re.search(r"set -\w*x", text))  # `set -eux`: the shell echoes each command with "+ "
     if "pip install" in text:
+        if traced:
+            ctx.log("+ pip install --no-cache-dir huggingface_hub hf_transfer")
         ctx.log("Collecting huggingface_hub", "  Downloading huggingface_hub-0.36.0-py3-none-any.whl.metadata (14 kB)",
                 "Collecting hf_transfer",
                 "  Downloading hf_transfer-0.1.9-cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl.metadata (1.7 kB)")
@@ -146,7 +145,8 @@ async def run_download(ctx: Ctx) -> Exit | None:
                 "tqdm-4.67.1",
                 "WARNING: Running pip as the 'root' user can result in broken permissions and conflicting behaviour "
                 "with the system package manager.")
-    ctx.log(f"+ hf download {model} --revision {revision}")
+    if traced:
+        ctx.log(f"+ hf download {model} --revision {revision}")
     total = ctx.sim.clock.real("download_gb_per_s")
     duration = size_gb / total
     steps = 10
@@ -254,7 +254,7 @@ async def run_vllm(ctx: Ctx) -> Exit | None:
             f"{pfx} [gpu_model_runner.py:2653] Model loading took {size_gb / max(info['tp'], 1) * 0.93:.2f} GiB and "
             f"{load * 0.32:.2f} seconds")
     pod = ctx.current()
-    if pod is not None and not any(e.get("reason") == "Unhealthy" for e in []):
+    if pod is not None:  # the startup probe fails while the weights load
         ctx.sim.events.emit(pod, "Warning", "Unhealthy", "Startup probe failed: HTTP probe failed with statuscode: "
                             "503", "kubelet", host=ctx.node["metadata"]["name"],
                             field_path=f"spec.containers{{{ctx.name}}}")
@@ -281,7 +281,7 @@ async def run_frontend(ctx: Ctx) -> Exit | None:
     await ctx.sleep(ctx.sim.clock.real("frontend_ready"))
     ctx.set_ready()
     announced: set[str] = set()
-    while True:
+    while not ctx.sim.stopped:
         pod = ctx.current()
         if pod is None:
             return None
@@ -453,7 +453,7 @@ class PodsMixin:
                 st["phase"] = "Pending"
             self.store.mutate(pod_t, ns, name, init)
             # volumes the kubelet must mount
-            while True:
+            while not self.stopped:
                 pod = self.store.get(pod_t, ns, name)
                 if pod is None or pod["metadata"]["uid"] != uid:
                     return
@@ -486,7 +486,7 @@ class PodsMixin:
                                  f"{_fmt_duration(took)} ({_fmt_duration(took)} including waiting). Image size: "
                                  f"{size} bytes.", "kubelet", host=host, field_path=field)
             # configuration (secrets, config maps) is resolved when the container is created
-            while True:
+            while not self.stopped:
                 pod = self.store.get(pod_t, ns, name)
                 if pod is None or pod["metadata"]["uid"] != uid:
                     return
@@ -536,7 +536,7 @@ class PodsMixin:
         host = node["metadata"]["name"]
         field = f"spec.containers{{{cname}}}"
         backoff = 10.0
-        while True:
+        while not self.stopped:
             pod = self.store.get(pod_t, ns, name)
             if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
                 return
@@ -649,4 +649,4 @@ class PodsMixin:
         self.pod_changed(pod)
 
 
-__all__ = ["PodsMixin", "parse_worker", "choose_program", "copy", "shlex"]
+__all__ = ["PodsMixin", "parse_worker", "choose_program"]

@@ -53,6 +53,7 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
         self._kicks: dict[str, asyncio.Event] = {"sched": asyncio.Event(), "pvc": asyncio.Event(),
                                                  "endpoints": asyncio.Event()}
         self._loops: list[asyncio.Task[Any]] = []
+        self.stopped = False
 
     # -------------------------------------------------------------------------------------- plumbing
 
@@ -124,10 +125,17 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
         self.kick("pvc")
 
     async def stop(self) -> None:
+        self.stopped = True
         self.store.unsubscribe(self._on_change)
-        for task in [*self._loops, *self.tasks.values()]:
-            task.cancel()
-        await asyncio.gather(*self._loops, *self.tasks.values(), return_exceptions=True)
+        pending = {t for t in [*self._loops, *self.tasks.values()] if not t.done()}
+        # Python 3.11's wait_for can swallow a cancellation; loops also check `stopped`, and stragglers are
+        # cancelled again rather than awaited forever.
+        for _ in range(5):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         self.tasks.clear()
         await self.server.stop()
 
@@ -186,7 +194,7 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
             self.enqueue(DGD, pod["metadata"]["namespace"], labels["nvidia.com/dynamo-graph-deployment-name"])
 
     async def _worker(self) -> None:
-        while True:
+        while not self.stopped:
             item = await self._queue.get()
             self._queued.discard(item)
             key, ns, name = item
@@ -217,7 +225,7 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
         self.kick("endpoints")
 
     async def _endpoint_loop(self) -> None:
-        while True:
+        while not self.stopped:
             await self.wait_kick("endpoints", 5.0)
             await asyncio.sleep(0.02)  # gather a burst of pod changes into one pass
             while self.endpoints_dirty:

@@ -91,7 +91,7 @@ class WorkloadsMixin:
 
     async def terminate_namespace(self: ClusterSim, name: str) -> None:
         ns_t = self.t("", "namespaces")
-        while True:
+        while not self.stopped:
             remaining: list[str] = []
             for rtype, obj in list(self.store.all_objects()):
                 if not rtype.namespaced or obj["metadata"].get("namespace") != name:
@@ -442,7 +442,7 @@ class WorkloadsMixin:
     # -------------------------------------------------------------------------------------- volumes
 
     async def pvc_binder(self: ClusterSim) -> None:
-        while True:
+        while not self.stopped:
             await self.wait_kick("pvc", max(0.2, self.clock.scaled(10)))
             try:
                 await self.bind_pvcs()

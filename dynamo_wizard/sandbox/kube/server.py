@@ -78,7 +78,7 @@ class ApiServer:
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self.runner: web.AppRunner | None = None
         self.port = 0
-        self._watch_tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
 
     @property
     def url(self) -> str:
@@ -101,6 +101,7 @@ class ApiServer:
         return self.port
 
     async def stop(self) -> None:
+        self.closing = True
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -360,7 +361,7 @@ class ApiServer:
         try:
             for kind, obj in initial:
                 await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-            while True:
+            while not self.closing:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -431,7 +432,7 @@ class ApiServer:
         try:
             if lines:
                 await resp.write(b"".join(fmt(ln) for ln in lines))
-            while True:
+            while not self.closing:
                 if len(clog.lines) > sent_upto:
                     new = clog.lines[sent_upto:]
                     sent_upto = len(clog.lines)
