@@ -330,3 +330,23 @@ def test_kube_adapter_against_the_clusters_api_server(deployed: dict[str, Any], 
     assert kube.latest_event(plan.namespace, "Pod", worker["metadata"]["name"]) is not None
     reply = kube.proxy("GET", plan.namespace, f"{plan.graph_name}-frontend", 8000, "/v1/models")
     assert reply.ok and plan.serving.model in reply.body
+
+
+def test_reserved_capacity_and_the_efa_check(sandbox_env: Any) -> None:
+    """The guide's p5 example on a reservation the sandbox has: the reserved NodeClass copies the default
+    NodeClass's role and selectors and waits for the reservation to show active; the EFA check reads the
+    workers' logs."""
+    reservation = {"ids": ["cr-0c3d4e5f60718293a"], "fallback": "on-demand"}
+    plan = plan_named("disagg-p5-reserved", "p-p5", reservation=reservation)
+    runner, report, events = run_plan(plan)
+    assert report.ok, {k: (v.status, v.error) for k, v in report.steps.items()}
+    assert "cr-0c3d4e5f60718293a" in events.finished("reserved-capacity").summary
+    backends = build_backends(plan.region)
+    kube = backends.connect(backends.kube_access(backends.aws.describe_cluster(plan.cluster_name)))
+    default = kube.get("eks.amazonaws.com/v1", "NodeClass", "default")
+    reserved = kube.get("eks.amazonaws.com/v1", "NodeClass", "gpu-reserved")
+    assert reserved["spec"]["role"] == default["spec"]["role"]
+    assert reserved["spec"]["subnetSelectorTerms"] == default["spec"]["subnetSelectorTerms"]
+    assert reserved["spec"]["capacityReservationSelectorTerms"] == [{"id": "cr-0c3d4e5f60718293a"}]
+    assert events.finished("efa-check").status == "done"
+    assert set(runner.state["efa"].values()) == {"efa"}
