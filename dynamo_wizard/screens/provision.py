@@ -600,9 +600,27 @@ class ProvisionScreen(Screen[None]):
             )
         elif self.state == "stopping":
             self._leave_after_stop = "quit"
-            self.notify("Stopping at a safe point; the wizard quits when the steps have stopped.")
+            self._offer_force_stop()
         else:
             self.app.exit()
+
+    def _offer_force_stop(self) -> None:
+        """Asked to quit again while stopping: eksctl or helm may still be finishing (a cluster takes 15
+        minutes); offer to interrupt them now (the runner's forced cancel)."""
+
+        def answered(force: bool | None) -> None:
+            if force and self.runner is not None and self.state == "stopping":
+                self.runner.cancel(force=True)
+                self.notify("Interrupting eksctl and helm; what exists stays in the ledger for resume or cleanup.")
+            else:
+                self.notify("Stopping at a safe point; the wizard quits when the steps have stopped.")
+
+        self.app.push_screen(ConfirmDialog(
+            "Stop now?",
+            "Steps are finishing their current operation (eksctl or helm can take minutes). Stopping now "
+            "interrupts them; everything created so far is in the ledger, so a later apply resumes and "
+            "cleanup still finds it.",
+            confirm_label="Stop now", cancel_label="Wait", destructive=True), answered)
 
     def action_edit_plan(self) -> None:
         if self.state == "running":

@@ -244,3 +244,35 @@ async def test_request_quit_when_idle_exits_at_once(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: screen.state == "done")
         screen.request_quit()
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
+
+
+class _SlowStopRunner(ScriptedRunner):
+    """A run whose first stop request waits for a safe point that does not come (eksctl still working)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_calls: list[bool] = []
+
+    def cancel(self, force: bool = False) -> None:  # type: ignore[override]
+        self.stop_calls.append(force)
+        if force:
+            super().cancel()
+
+
+async def test_quitting_again_while_stopping_offers_to_interrupt_now(tmp_path: Path) -> None:
+    plan = example_plan("agg")
+    runner = _SlowStopRunner(STEPS, happy_events(), hold_after=30)
+    app = ProvisionHost(lambda: ProvisionScreen(plan, lambda p: runner, log_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.provision
+        await wait_until(pilot, lambda: screen.step_list.status_of("cluster") == "running")
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.click("#confirm-yes")
+        await wait_until(pilot, lambda: screen.state == "stopping" and runner.stop_calls == [False])
+        assert not runner.cancelled.is_set()
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.click("#confirm-yes")
+        await wait_until(pilot, lambda: runner.stop_calls == [False, True])
+        await wait_until(pilot, lambda: not app.is_running, what="the app to exit after the forced stop")
