@@ -197,12 +197,15 @@ class ReviewScreen(WizardScreen):
             self.refuse("Cannot create: " + redact(blocking[0]) + (f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""))
             return
         plan = self.plan
-        cost = f"about ${self.review.hourly_cost:,.2f} per hour" if self.review.hourly_cost is not None else \
-            "an unknown hourly cost"
-        where = "in the sandbox (nothing is billed)" if self.wizard.mode == "sandbox" else f"in {plan.region}"
+        hourly = self.review.hourly_cost
+        cost = f"about ${hourly:,.2f} per hour" if hourly is not None else "an unknown hourly cost"
+        if self.wizard.mode == "sandbox":
+            where, bill = "in the sandbox", f"Nothing is billed (on AWS: {cost})."
+        else:
+            where, bill = f"in {plan.region}", f"It costs {cost} until you clean up."
         message = (f"This creates the EKS Auto Mode cluster {plan.cluster_name} {where}, EFS, the Dynamo platform "
                    f"and the {plan.serving.mode.value} graph serving {plan.serving.model} on "
-                   f"{plan.serving.instance_type}: {cost} until you clean up.")
+                   f"{plan.serving.instance_type}. {bill}")
         if self.wizard.mode == "plan-only":
             self.refuse("Plan-only mode creates nothing: e exports the plan; apply it later with "
                         "`dynamo-wizard apply plan.yaml`.")

@@ -357,15 +357,14 @@ class WizardApp(App[int]):
             raise RuntimeError("provisioning is not part of this build")
         return factory(plan, self.hf_token)
 
-    def pod_watch(self, namespace: str, view: Any, stop: Any) -> None:
-        """Follow the confirmed deployment's pods into the provision screen's table (its worker calls this)."""
-        if self.confirmed_plan is None:
-            return
+    def watch_pods(self, plan: Plan, view: Any, stop: Any) -> None:
+        """Follow a deployment's pods into the provision screen's table until `stop` (its worker calls this;
+        the screen's PodWatch contract: (plan, view, stop))."""
         factory = self._pod_watch_factory
         if factory is None:
             apply_cmd = importlib.import_module("dynamo_wizard.commands.apply")
             factory = apply_cmd.pod_watch
-        factory(self.confirmed_plan)(namespace, view, stop)
+        factory(plan)(plan.namespace, view, stop)
 
     def resume_deployment(self, deployment: str, plan: Plan | None) -> None:
         """Continue provisioning a deployment from its kept plan (steps adopt what exists), after asking."""

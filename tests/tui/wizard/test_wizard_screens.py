@@ -418,8 +418,12 @@ async def test_confirm_asks_first_and_nothing_is_created_before(wizard_sandbox: 
         created.append(RecordingRunner(plan, token))
         return created[-1]
 
-    app = sandbox_app(wizard_sandbox, runner_factory=runner_factory,
-                      pod_watch_factory=lambda plan: (lambda namespace, view, stop: None))
+    watched: list[tuple[Any, str]] = []
+
+    def pod_watch_factory(plan: Any) -> Any:
+        return lambda namespace, view, stop: watched.append((plan, namespace))
+
+    app = sandbox_app(wizard_sandbox, runner_factory=runner_factory, pod_watch_factory=pod_watch_factory)
     async with app.run_test(size=SIZE) as pilot:
         await enter_until(app, pilot, "review")
         await pilot.press("enter")
@@ -440,6 +444,8 @@ async def test_confirm_asks_first_and_nothing_is_created_before(wizard_sandbox: 
         await wait_until(pilot, lambda: type(app.screen).__name__ == "ProvisionScreen", what="provisioning")
         await wait_until(pilot, lambda: len(created) == 1, what="the runner")
         assert created[0].plan == app.confirmed_plan
+        await wait_until(pilot, lambda: len(watched) == 1, what="the pod table's watch")
+        assert watched[0] == (app.confirmed_plan, "dynamo-system")
 
 
 async def test_review_refuses_to_confirm_with_failing_preflight(wizard_sandbox: AwsDiscovery, tmp_path: Path,
