@@ -128,7 +128,7 @@ class Hub:
                            subnets=subnets, cluster_security_group=sg_id, node_role=node_role,
                            node_pools=list(compute.get("nodePools") or []) if compute.get("enabled") else [],
                            auto_mode=bool(compute.get("enabled")))
-        keep = {k: params[k] for k in ("computeConfig", "storageConfig", "accessConfig", "kubernetesNetworkConfig",
+        keep: dict[str, Any] = {k: params[k] for k in ("computeConfig", "storageConfig", "accessConfig", "kubernetesNetworkConfig",
                                        "upgradePolicy", "zonalShiftConfig", "remoteNetworkConfig") if k in params}
         record = ClusterRecord(name=name, region=region, status="CREATING", request=keep, info=info.to_dict(),
                                ready_at=time.time() + self.clock.duration("eks_control_plane"))

@@ -115,7 +115,7 @@ class MotoApp:
         from werkzeug.test import EnvironBuilder, run_wsgi_app
 
         split = urlsplit(url)
-        builder = EnvironBuilder(path=split.path, method=method, query_string=split.query, headers=headers,
+        builder = EnvironBuilder(path=split.path, method=method, query_string=split.query, headers=list(headers.items()),
                                  data=body, base_url="http://127.0.0.1")
         environ = builder.get_environ()
         app = self.app
@@ -262,7 +262,7 @@ class AwsFront:
                 if enis:
                     return _ec2_error("DependencyViolation", f"resource {sg} has a dependent object")
         if call.service == "ec2" and op == "DeleteSubnet":
-            sn = p.get("SubnetId")
+            sn = str(p.get("SubnetId", ""))
             enis = await self.backend_read(lambda: live_enis(self.moto.backend("ec2", region), {"subnet-id": [sn]}))
             if enis:
                 return _ec2_error("DependencyViolation", f"The subnet '{sn}' has dependencies and cannot be deleted.")
@@ -295,10 +295,10 @@ class AwsFront:
         if call.service == "cloudformation" and op == "DeleteStack":
             name = str(p.get("StackName", ""))
             await self.hub.delete_stack(region, name, wait=False)
-            body = ('<DeleteStackResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
-                    f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
-                    "</DeleteStackResponse>")
-            return 200, {"Content-Type": "text/xml"}, body.encode()
+            answer = ('<DeleteStackResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/">'
+                      f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+                      "</DeleteStackResponse>")
+            return 200, {"Content-Type": "text/xml"}, answer.encode()
         if call.service == "eks" and op == "DeleteCluster":
             name = p.get("name", "")
             record = self.hub.cluster(region, name)

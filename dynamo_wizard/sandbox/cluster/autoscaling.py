@@ -10,16 +10,14 @@ import random
 import string
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..kube.selectors import Requirement, labels_match, selector_from_label_selector
 from ..kube.store import Obj, now_iso
+from .base import SimBase
 from .bridge import LaunchError
 from .capacity import Res, Shape, node_allocatable, pod_requests, quantity_mem, shapes
 from .workloads import owner_ref, pod_active, set_condition
-
-if TYPE_CHECKING:
-    from .sim import ClusterSim
 
 AUTO = "eks-auto-mode/compute"
 ZONE = "topology.kubernetes.io/zone"
@@ -71,7 +69,7 @@ def _req_matches(req: dict[str, Any], value: str | None) -> bool:
     return False
 
 
-class AutoscalingMixin:
+class AutoscalingMixin(SimBase):
     # -------------------------------------------------------------------------------------- predicates
 
     @staticmethod
@@ -105,7 +103,7 @@ class AutoscalingMixin:
             return [base]
         return [base + t for t in terms]
 
-    def node_usable(self: ClusterSim, node: Obj, ignore_ready: bool = False) -> bool:
+    def node_usable(self, node: Obj, ignore_ready: bool = False) -> bool:
         if node["metadata"].get("deletionTimestamp") or (node.get("spec") or {}).get("unschedulable"):
             return False
         if ignore_ready:
@@ -113,15 +111,15 @@ class AutoscalingMixin:
         return any(c.get("type") == "Ready" and c.get("status") == "True"
                    for c in (node.get("status") or {}).get("conditions") or [])
 
-    def pods_on(self: ClusterSim, node_name: str) -> list[Obj]:
+    def pods_on(self, node_name: str) -> list[Obj]:
         return [p for p in self.store.list(self.t("", "pods"))
                 if (p.get("spec") or {}).get("nodeName") == node_name and pod_active(p)]
 
-    def _affinity_terms(self: ClusterSim, pod: Obj, kind: str) -> list[dict[str, Any]]:
+    def _affinity_terms(self, pod: Obj, kind: str) -> list[dict[str, Any]]:
         aff = ((pod.get("spec") or {}).get("affinity") or {}).get(kind) or {}
         return list(aff.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
 
-    def _placed_pods(self: ClusterSim) -> list[tuple[Obj, dict[str, str]]]:
+    def _placed_pods(self) -> list[tuple[Obj, dict[str, str]]]:
         """Every pod with a place (a node, or a nominated NodeClaim) and that place's topology labels."""
         out: list[tuple[Obj, dict[str, str]]] = []
         nodes = {n["metadata"]["name"]: n for n in self.store.list(self.t("", "nodes"))}
@@ -137,7 +135,7 @@ class AutoscalingMixin:
                 out.append((p, {ZONE: claim.zone, HOST: f"nodeclaim/{claim.name}"}))
         return out
 
-    def affinity_ok(self: ClusterSim, pod: Obj, topo: dict[str, str],
+    def affinity_ok(self, pod: Obj, topo: dict[str, str],
                     placed: list[tuple[Obj, dict[str, str]]]) -> tuple[bool, str]:
         ns = pod["metadata"]["namespace"]
         for term in self._affinity_terms(pod, "podAffinity"):
@@ -164,7 +162,7 @@ class AutoscalingMixin:
                     return False, "didn't match pod anti-affinity rules"
         return True, ""
 
-    def fits_node(self: ClusterSim, pod: Obj, node: Obj, placed: list[tuple[Obj, dict[str, str]]]) -> str | None:
+    def fits_node(self, pod: Obj, node: Obj, placed: list[tuple[Obj, dict[str, str]]]) -> str | None:
         """None when the pod can run on the node, else the scheduler's reason."""
         labels = node["metadata"].get("labels") or {}
         spec = pod.get("spec") or {}
@@ -200,7 +198,7 @@ class AutoscalingMixin:
             return _req_matches(e, node["metadata"]["name"])
         return _req_matches(e, labels.get(e.get("key", "")))
 
-    def volume_zone(self: ClusterSim, pod: Obj) -> str | None:
+    def volume_zone(self, pod: Obj) -> str | None:
         pvc_t, pv_t = self.t("", "persistentvolumeclaims"), self.t("", "persistentvolumes")
         for v in (pod.get("spec") or {}).get("volumes") or []:
             claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
@@ -216,7 +214,7 @@ class AutoscalingMixin:
                         return str(e["values"][0])
         return None
 
-    def unbound_immediate_claims(self: ClusterSim, pod: Obj) -> list[str]:
+    def unbound_immediate_claims(self, pod: Obj) -> list[str]:
         pvc_t, sc_t = self.t("", "persistentvolumeclaims"), self.t("storage.k8s.io", "storageclasses")
         out = []
         for v in (pod.get("spec") or {}).get("volumes") or []:
@@ -237,7 +235,7 @@ class AutoscalingMixin:
 
     # -------------------------------------------------------------------------------------- scheduling loop
 
-    async def scheduler(self: ClusterSim) -> None:
+    async def scheduler(self) -> None:
         while not self.stopped:
             await self.wait_kick("sched", max(0.2, self.clock.scaled(20)))
             try:
@@ -245,7 +243,7 @@ class AutoscalingMixin:
             except Exception:
                 self.log.exception("scheduler")
 
-    async def schedule_pending(self: ClusterSim) -> None:
+    async def schedule_pending(self) -> None:
         pod_t, node_t = self.t("", "pods"), self.t("", "nodes")
         pending = [p for p in self.store.list(pod_t)
                    if not (p.get("spec") or {}).get("nodeName") and pod_active(p)
@@ -284,7 +282,7 @@ class AutoscalingMixin:
             self.unschedulable(pod, msg)
             await self.provision_for(pod)
 
-    def unschedulable(self: ClusterSim, pod: Obj, message: str) -> None:
+    def unschedulable(self, pod: Obj, message: str) -> None:
         self.throttled_event(pod, "Warning", "FailedScheduling", message, "default-scheduler", every_real=60)
         conds = (pod.get("status") or {}).get("conditions") or []
         if any(c.get("type") == "PodScheduled" and c.get("message") == message for c in conds):
@@ -296,7 +294,7 @@ class AutoscalingMixin:
                                              message, lastProbeTime=None)
         self.store.mutate(self.t("", "pods"), pod["metadata"]["namespace"], pod["metadata"]["name"], mark)
 
-    def bind_pod(self: ClusterSim, pod: Obj, node: Obj, announce: bool = True) -> None:
+    def bind_pod(self, pod: Obj, node: Obj, announce: bool = True) -> None:
         pod_t = self.t("", "pods")
         node_name = node["metadata"]["name"]
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -318,13 +316,13 @@ class AutoscalingMixin:
 
     # -------------------------------------------------------------------------------------- provisioning
 
-    def _pool_requirements(self: ClusterSim, pool: Obj) -> list[dict[str, Any]]:
+    def _pool_requirements(self, pool: Obj) -> list[dict[str, Any]]:
         return list(((pool.get("spec") or {}).get("template") or {}).get("spec", {}).get("requirements") or [])
 
-    def _pool_taints(self: ClusterSim, pool: Obj) -> list[dict[str, Any]]:
+    def _pool_taints(self, pool: Obj) -> list[dict[str, Any]]:
         return list(((pool.get("spec") or {}).get("template") or {}).get("spec", {}).get("taints") or [])
 
-    def _nodeclass_of(self: ClusterSim, pool: Obj) -> Obj | None:
+    def _nodeclass_of(self, pool: Obj) -> Obj | None:
         ref = ((pool.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeClassRef") or {}
         return self.store.get(self.t("eks.amazonaws.com", "nodeclasses"), None, ref.get("name", "default"))
 
@@ -342,7 +340,7 @@ class AutoscalingMixin:
                            "eks.amazonaws.com/instance-gpu-memory": str(s.gpu_memory_mib)})
         return labels
 
-    async def plan_claim(self: ClusterSim, pod: Obj, pool: Obj) -> tuple[Claim | None, str]:
+    async def plan_claim(self, pod: Obj, pool: Obj) -> tuple[Claim | None, str]:
         """A NodeClaim for `pod` from `pool`, or the reason the pool cannot take it (Karpenter's wording)."""
         pool_name = pool["metadata"]["name"]
         spec = pod.get("spec") or {}
@@ -379,8 +377,8 @@ class AutoscalingMixin:
                           f"{need.describe()} and requirements {req_desc} (no instance type met the scheduling "
                           "requirements or had enough resources)")
         # capacity types allowed by the pool and the pod
-        pool_caps = next((r.get("values") for r in reqs if r["key"] == CAP and r.get("operator", "In") == "In"),
-                         ["on-demand"])
+        pool_caps: list[str] = next((list(r.get("values") or []) for r in reqs
+                                     if r["key"] == CAP and r.get("operator", "In") == "In"), ["on-demand"])
         pod_caps: set[str] | None = None
         for term in pod_terms:
             for e in term:
@@ -428,7 +426,7 @@ class AutoscalingMixin:
         return None, (f'incompatible with nodepool "{pool_name}", no instance type met the scheduling requirements '
                       f"or had enough resources (zones {sorted(zones_allowed or [])}, capacity types {caps})")
 
-    def reserved_in_use(self: ClusterSim, reservation_id: str) -> int:
+    def reserved_in_use(self, reservation_id: str) -> int:
         n = sum(1 for c in self.claims.values() if c.reservation_id == reservation_id)
         for nc in self.store.list(self.t("karpenter.sh", "nodeclaims")):
             if (nc["metadata"].get("annotations") or {}).get("sandbox.dynamo-wizard.io/reservation") == \
@@ -436,7 +434,7 @@ class AutoscalingMixin:
                 n += 1
         return n
 
-    async def provision_for(self: ClusterSim, pod: Obj) -> None:
+    async def provision_for(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
         if any(uid in c.pods for c in self.claims.values()):
             return
@@ -466,26 +464,26 @@ class AutoscalingMixin:
         pools = [p for p in self.store.list(self.t("karpenter.sh", "nodepools"))
                  if not p["metadata"].get("deletionTimestamp")]
         pools.sort(key=lambda p: -int((p.get("spec") or {}).get("weight", 0) or 0))
-        reasons = []
+        reasons: list[str] = []
         for pool in pools:
-            claim, why = await self.plan_claim(pod, pool)
-            if claim is None:
+            planned, why = await self.plan_claim(pod, pool)
+            if planned is None:
                 reasons.append(why)
                 continue
-            claim.pods.append(uid)
-            claim.used = need
-            self.claims[claim.name] = claim
-            self.create_nodeclaim(claim, pool)
-            self.events.emit(pod, "Normal", "Nominated", f"Pod should schedule on: nodeclaim/{claim.name}", AUTO)
+            planned.pods.append(uid)
+            planned.used = need
+            self.claims[planned.name] = planned
+            self.create_nodeclaim(planned, pool)
+            self.events.emit(pod, "Normal", "Nominated", f"Pod should schedule on: nodeclaim/{planned.name}", AUTO)
             return
         if reasons:
             self.throttled_event(pod, "Warning", "FailedScheduling", "Failed to schedule pod, " + "; ".join(reasons),
                                  AUTO, every_real=120)
 
-    def is_gpu_pod(self: ClusterSim, pod: Obj) -> bool:
+    def is_gpu_pod(self, pod: Obj) -> bool:
         return pod_requests(pod).gpu > 0
 
-    async def pending_fault(self: ClusterSim, pod: Obj) -> None:
+    async def pending_fault(self, pod: Obj) -> None:
         reason = self.faults.pending or "insufficient capacity"
         sel = (pod.get("spec") or {}).get("nodeSelector") or {}
         itype = sel.get(ITYPE, "the requested instance type")
@@ -500,7 +498,7 @@ class AutoscalingMixin:
             message = f"Failed to schedule pod, {reason}"
         self.throttled_event(pod, "Warning", "FailedScheduling", message, AUTO, every_real=180)
 
-    def create_nodeclaim(self: ClusterSim, claim: Claim, pool: Obj) -> None:
+    def create_nodeclaim(self, claim: Claim, pool: Obj) -> None:
         nc_t = self.t("karpenter.sh", "nodeclaims")
         tmpl_spec = ((pool.get("spec") or {}).get("template") or {}).get("spec") or {}
         reqs = [r for r in self._pool_requirements(pool) if r["key"] not in (ITYPE, ZONE, CAP)]
@@ -536,7 +534,7 @@ class AutoscalingMixin:
         })
         self.spawn(f"nodeclaim/{claim.name}", self.run_nodeclaim(claim))
 
-    def _claim_condition(self: ClusterSim, name: str, ctype: str) -> None:
+    def _claim_condition(self, name: str, ctype: str) -> None:
         nc_t = self.t("karpenter.sh", "nodeclaims")
 
         def upd(o: Obj) -> None:
@@ -553,7 +551,7 @@ class AutoscalingMixin:
             self.events.emit(nc, "Normal", ctype, f"Status condition transitioned, Type: {ctype}, Status: Unknown "
                              f"-> True, Reason: {ctype}", "karpenter")
 
-    async def run_nodeclaim(self: ClusterSim, claim: Claim) -> None:
+    async def run_nodeclaim(self, claim: Claim) -> None:
         nc_t, node_t = self.t("karpenter.sh", "nodeclaims"), self.t("", "nodes")
         s = claim.shape
         boot = self.clock.real("gpu_node_large" if s.large else "gpu_node" if s.gpus else "cpu_node")
@@ -659,20 +657,20 @@ class AutoscalingMixin:
             self.enqueue(("apps", "daemonsets"), ds["metadata"]["namespace"], ds["metadata"]["name"])
         self.kick("sched")
 
-    def node_ip(self: ClusterSim, zone: str) -> str:
+    def node_ip(self, zone: str) -> str:
         subnet = self.info.subnet_in(zone)
         base = subnet.cidr.split("/")[0].split(".") if subnet else ["192", "168", "96", "0"]
         self.ip_counter += 1
         n = self.ip_counter + 10
         return f"{base[0]}.{base[1]}.{int(base[2]) + n // 250}.{n % 250 + 4}"
 
-    def zone_id(self: ClusterSim, zone: str) -> str:
+    def zone_id(self, zone: str) -> str:
         subnet = next((s for s in self.info.subnets if s.zone == zone), None)
         return subnet.zone_id if subnet else zone
 
     # -------------------------------------------------------------------------------------- disruption
 
-    def on_nodeclaim(self: ClusterSim, nc: Obj, kind: str) -> None:
+    def on_nodeclaim(self, nc: Obj, kind: str) -> None:
         name = nc["metadata"]["name"]
         if kind != "DELETED" and nc["metadata"].get("deletionTimestamp"):
             self.spawn(f"nodeclaim-terminate/{name}", self.terminate_nodeclaim(name))
@@ -682,7 +680,7 @@ class AutoscalingMixin:
             if task is not None:
                 task.cancel()
 
-    async def terminate_nodeclaim(self: ClusterSim, name: str) -> None:
+    async def terminate_nodeclaim(self, name: str) -> None:
         nc_t, node_t, pod_t = self.t("karpenter.sh", "nodeclaims"), self.t("", "nodes"), self.t("", "pods")
         nc = self.store.get(nc_t, None, name)
         if nc is None:
@@ -693,7 +691,7 @@ class AutoscalingMixin:
         self.claims.pop(name, None)
         node_name = (nc.get("status") or {}).get("nodeName")
         node = self.store.get(node_t, None, node_name) if node_name else None
-        if node is not None:
+        if node is not None and node_name:
             def cordon(o: Obj) -> None:
                 o["spec"]["unschedulable"] = True
                 taints = o["spec"].setdefault("taints", [])
@@ -721,7 +719,7 @@ class AutoscalingMixin:
         self.store.mutate(nc_t, None, name, lambda o: o["metadata"].__setitem__("finalizers", []))
         self.kick("sched")
 
-    def on_node(self: ClusterSim, node: Obj, kind: str) -> None:
+    def on_node(self, node: Obj, kind: str) -> None:
         if kind == "DELETED":
             claim_ref = next((r for r in node["metadata"].get("ownerReferences") or []
                               if r.get("kind") == "NodeClaim"), None)
@@ -732,7 +730,7 @@ class AutoscalingMixin:
                     self.store.delete(nc_t, None, claim_ref["name"])
         self.kick("sched")
 
-    async def consolidator(self: ClusterSim) -> None:
+    async def consolidator(self) -> None:
         while not self.stopped:
             await asyncio.sleep(max(0.1, self.clock.scaled(self.clock.real("consolidation_check") / 3)))
             try:
@@ -740,7 +738,7 @@ class AutoscalingMixin:
             except Exception:
                 self.log.exception("consolidation")
 
-    def consolidate(self: ClusterSim) -> None:
+    def consolidate(self) -> None:
         nc_t, np_t = self.t("karpenter.sh", "nodeclaims"), self.t("karpenter.sh", "nodepools")
         now = time.monotonic()
         for node in self.store.list(self.t("", "nodes")):
@@ -773,7 +771,7 @@ class AutoscalingMixin:
 
     # -------------------------------------------------------------------------------------- pools, classes
 
-    def reconcile_nodepool(self: ClusterSim, name: str) -> None:
+    def reconcile_nodepool(self, name: str) -> None:
         np_t = self.t("karpenter.sh", "nodepools")
         pool = self.store.get(np_t, None, name)
         if pool is None:
@@ -802,7 +800,7 @@ class AutoscalingMixin:
         status = {"conditions": conds, "resources": resources, "nodes": len(nodes)}
         self.store.update_status(np_t, pool, status)
 
-    async def reconcile_nodeclass(self: ClusterSim, name: str) -> None:
+    async def reconcile_nodeclass(self, name: str) -> None:
         ncl_t = self.t("eks.amazonaws.com", "nodeclasses")
         ncl = self.store.get(ncl_t, None, name)
         if ncl is None:
@@ -822,7 +820,7 @@ class AutoscalingMixin:
         if name != "default" and "eks.amazonaws.com/termination" not in (meta.get("finalizers") or []):
             self.store.mutate(ncl_t, None, name, lambda o: o["metadata"].setdefault("finalizers", []).append(
                 "eks.amazonaws.com/termination"))
-        subnets = []
+        subnets: list[dict[str, str]] = []
         for term in spec.get("subnetSelectorTerms") or []:
             for s in self.info.subnets:
                 if term.get("id") == s.id or (term.get("tags") and not s.public):

@@ -8,14 +8,13 @@ import hashlib
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..kube.store import Obj
+from .base import SimBase
 from .pods import command_text, parse_worker
 from .workloads import owned_by, owner_ref, pod_ready, set_condition
-
-if TYPE_CHECKING:
-    from .sim import ClusterSim
 
 DGD = ("nvidia.com", "dynamographdeployments")
 FINALIZER = "nvidia.com/finalizer"
@@ -67,15 +66,21 @@ def _resources(svc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class DynamoMixin:
-    def operator_running(self: ClusterSim) -> bool:
+def _update_spec(fields: dict[str, Any]) -> Callable[[Obj], None]:
+    def apply(o: Obj) -> None:
+        o["spec"].update(copy.deepcopy(fields))
+    return apply
+
+
+class DynamoMixin(SimBase):
+    def operator_running(self) -> bool:
         for dep in self.store.list(self.t("apps", "deployments")):
             if dep["metadata"]["name"].endswith("dynamo-operator-controller-manager") and \
                     int((dep.get("status") or {}).get("readyReplicas", 0)) > 0:
                 return True
         return False
 
-    def reconcile_dgd(self: ClusterSim, ns: str, name: str) -> None:
+    def reconcile_dgd(self, ns: str, name: str) -> None:
         rtype = self.store.registry.by_key(DGD)
         if rtype is None:
             return
@@ -115,8 +120,7 @@ class DynamoMixin:
                 self.events.emit(dgd, "Normal", "CreatedDeployment", f"Created Deployment {dep_name}",
                                  "dynamo-operator")
             elif cur["spec"].get("template") != pod_tmpl or cur["spec"].get("replicas") != replicas:
-                self.store.mutate(dep_t, ns, dep_name, lambda o, b=body: o["spec"].update(
-                    {"template": b["spec"]["template"], "replicas": b["spec"]["replicas"]}))
+                self.store.mutate(dep_t, ns, dep_name, _update_spec({"template": pod_tmpl, "replicas": replicas}))
             if (svc.get("componentType") or "").lower() == "frontend":
                 svc_name = f"{name}-{comp.lower()}"
                 if self.store.get(svc_t, ns, svc_name) is None:
@@ -152,7 +156,7 @@ class DynamoMixin:
             if state == "successful" and (cur.get("status") or {}).get("state") != "successful":
                 self.events.emit(cur, "Normal", "Ready", "All resources are ready", "dynamo-operator")
 
-    def _component_deployment(self: ClusterSim, dgd: Obj, comp: str, svc: dict[str, Any]) -> tuple[str, Obj]:
+    def _component_deployment(self, dgd: Obj, comp: str, svc: dict[str, Any]) -> tuple[str, Obj]:
         name = dgd["metadata"]["name"]
         spec = dgd.get("spec") or {}
         ctype = (svc.get("componentType") or "worker").lower()
@@ -215,7 +219,7 @@ class DynamoMixin:
             dep_name = f"{name}-{comp.lower()}-{digest}"
         return dep_name, {"metadata": {"labels": labels}, "spec": pod_spec}
 
-    def after_workload_status(self: ClusterSim, obj: Obj) -> None:
+    def after_workload_status(self, obj: Obj) -> None:
         owner = next((r for r in obj["metadata"].get("ownerReferences") or []
                       if r.get("kind") == "DynamoGraphDeployment"), None)
         if owner:
@@ -229,7 +233,7 @@ class DynamoMixin:
 
     # ---------------------------------------------------------------------------------- frontend answers
 
-    def models_for(self: ClusterSim, frontend_pod: Obj) -> list[str]:
+    def models_for(self, frontend_pod: Obj) -> list[str]:
         graph = (frontend_pod["metadata"].get("labels") or {}).get(L_GRAPH)
         if not graph:
             return []
@@ -246,7 +250,7 @@ class DynamoMixin:
                     models.append(served)
         return models
 
-    async def proxy(self: ClusterSim, ns: str, svc_name: str, port: str, path: str, method: str,
+    async def proxy(self, ns: str, svc_name: str, port: str, path: str, method: str,
                     body: bytes) -> tuple[int, str, bytes]:
         from ..kube.selectors import labels_match, selector_from_label_selector
 

@@ -10,15 +10,13 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...core.catalog import load_catalog
 from ..kube.store import Obj, now_iso
+from .base import SimBase
 from .capacity import shape
 from .workloads import controller_of, set_condition
-
-if TYPE_CHECKING:
-    from .sim import ClusterSim
 
 
 @dataclass
@@ -61,7 +59,7 @@ def container_env(container: Obj) -> dict[str, str]:
 class Ctx:
     """What a container program can do."""
 
-    def __init__(self, sim: ClusterSim, ns: str, pod: str, uid: str, container: Obj, node: Obj) -> None:
+    def __init__(self, sim: SimBase, ns: str, pod: str, uid: str, container: Obj, node: Obj) -> None:
         self.sim = sim
         self.ns = ns
         self.pod = pod
@@ -290,6 +288,7 @@ async def run_frontend(ctx: Ctx) -> Exit | None:
                 announced.add(model)
                 ctx.log(f"{ctx.stamp()} INFO dynamo_llm::discovery::watcher: added model model_name=\"{model}\"")
         await asyncio.sleep(max(0.05, ctx.sim.clock.scaled(5)))
+    return None
 
 
 async def run_operator(ctx: Ctx) -> Exit | None:
@@ -340,15 +339,15 @@ PROGRAMS = {"download": run_download, "vllm": run_vllm, "frontend": run_frontend
             "nats": run_nats}
 
 
-class PodsMixin:
-    def start_pod(self: ClusterSim, ns: str, name: str) -> None:
+class PodsMixin(SimBase):
+    def start_pod(self, ns: str, name: str) -> None:
         pod = self.store.get(self.t("", "pods"), ns, name)
         if pod is None:
             return
         uid = pod["metadata"]["uid"]
         self.spawn(f"pod/{uid}", self.run_pod(ns, name, uid))
 
-    def missing_config(self: ClusterSim, pod: Obj) -> str | None:
+    def missing_config(self, pod: Obj) -> str | None:
         ns = pod["metadata"]["namespace"]
         sec_t, cm_t = self.t("", "secrets"), self.t("", "configmaps")
         for c in (pod.get("spec") or {}).get("containers") or []:
@@ -369,7 +368,7 @@ class PodsMixin:
                             return f'couldn\'t find key {ref.get("key")} in {"Secret" if kind == "secretKeyRef" else "ConfigMap"} {ns}/{ref.get("name")}'
         return None
 
-    def set_container(self: ClusterSim, ns: str, name: str, uid: str, cname: str, **changes: Any) -> None:
+    def set_container(self, ns: str, name: str, uid: str, cname: str, **changes: Any) -> None:
         pod_t = self.t("", "pods")
 
         def upd(o: Obj) -> None:
@@ -393,7 +392,7 @@ class PodsMixin:
             self._pod_conditions(o)
         self.store.mutate(pod_t, ns, name, lambda o: upd(o) if o["metadata"]["uid"] == uid else None)
 
-    def _pod_conditions(self: ClusterSim, o: Obj) -> None:
+    def _pod_conditions(self, o: Obj) -> None:
         st = o["status"]
         statuses = st.get("containerStatuses") or []
         names = [c["name"] for c in o["spec"].get("containers") or []]
@@ -421,7 +420,7 @@ class PodsMixin:
         order = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
         st["conditions"] = sorted(conds, key=lambda c: order.index(c["type"]) if c["type"] in order else 99)
 
-    async def run_pod(self: ClusterSim, ns: str, name: str, uid: str) -> None:
+    async def run_pod(self, ns: str, name: str, uid: str) -> None:
         pod_t, node_t = self.t("", "pods"), self.t("", "nodes")
         pod = self.store.get(pod_t, ns, name)
         if pod is None or pod["metadata"]["uid"] != uid:
@@ -504,7 +503,7 @@ class PodsMixin:
         containers = pod["spec"].get("containers") or []
         await asyncio.gather(*(self.run_container(ns, name, uid, c, node, restarted=running) for c in containers))
 
-    async def mount_problem(self: ClusterSim, pod: Obj, node: Obj) -> str | None:
+    async def mount_problem(self, pod: Obj, node: Obj) -> str | None:
         pvc_t, pv_t = self.t("", "persistentvolumeclaims"), self.t("", "persistentvolumes")
         zone = (node["metadata"].get("labels") or {}).get("topology.kubernetes.io/zone", "")
         for v in (pod.get("spec") or {}).get("volumes") or []:
@@ -529,7 +528,7 @@ class PodsMixin:
                             f"target for this file system ID in the Availability Zone {zone}.")
         return None
 
-    async def run_container(self: ClusterSim, ns: str, name: str, uid: str, container: Obj, node: Obj,
+    async def run_container(self, ns: str, name: str, uid: str, container: Obj, node: Obj,
                             restarted: bool = False) -> None:
         pod_t = self.t("", "pods")
         cname = container["name"]
@@ -540,7 +539,8 @@ class PodsMixin:
             pod = self.store.get(pod_t, ns, name)
             if pod is None or pod["metadata"]["uid"] != uid or pod["metadata"].get("deletionTimestamp"):
                 return
-            cs = next((c for c in (pod.get("status") or {}).get("containerStatuses") or [] if c["name"] == cname), {})
+            cs: dict[str, Any] = next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
+                                       if c["name"] == cname), {})
             self.events.emit(pod, "Normal", "Created", f"Created container: {cname}", "kubelet", host=host,
                              field_path=field)
             await self.clock.sleep_for("container_start")
@@ -587,7 +587,7 @@ class PodsMixin:
             await self.clock.sleep(backoff)
             backoff = min(backoff * 2, 300)
 
-    def enqueue_owner(self: ClusterSim, pod: Obj) -> None:
+    def enqueue_owner(self, pod: Obj) -> None:
         owner = controller_of(pod)
         if owner:
             key = {"ReplicaSet": ("apps", "replicasets"), "StatefulSet": ("apps", "statefulsets"),
@@ -595,7 +595,7 @@ class PodsMixin:
             if key:
                 self.enqueue(key, pod["metadata"]["namespace"], owner["name"])
 
-    async def terminate_pod(self: ClusterSim, ns: str, name: str, uid: str) -> None:
+    async def terminate_pod(self, ns: str, name: str, uid: str) -> None:
         pod_t = self.t("", "pods")
         pod = self.store.get(pod_t, ns, name)
         if pod is None or pod["metadata"]["uid"] != uid:
@@ -614,7 +614,7 @@ class PodsMixin:
         if pod is not None and pod["metadata"]["uid"] == uid:
             self.store.remove(pod_t, pod)
 
-    def on_pod(self: ClusterSim, pod: Obj, kind: str) -> None:
+    def on_pod(self, pod: Obj, kind: str) -> None:
         meta = pod["metadata"]
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         if kind == "DELETED":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,13 @@ from ..kube.server import ApiServer
 from ..kube.store import Obj, Store
 from ..timings import SimClock
 from .autoscaling import AutoscalingMixin, Claim
+from .base import Key
 from .bootstrap import ClusterInfo, bootstrap
 from .bridge import AwsBridge
 from .dynamo import DGD, DynamoMixin
 from .events import EventRecorder
 from .pods import PodsMixin
 from .workloads import WorkloadsMixin
-
-Key = tuple[tuple[str, str], str | None, str]
 
 
 class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
@@ -56,43 +54,6 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
         self.stopped = False
 
     # -------------------------------------------------------------------------------------- plumbing
-
-    def t(self, group: str, plural: str) -> ResourceType:
-        return self.store.type_named(group, plural)
-
-    def spawn(self, key: str, coro: Coroutine[Any, Any, Any]) -> None:
-        cur = self.tasks.get(key)
-        if cur is not None and not cur.done():
-            coro.close()
-            return
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks[key] = task
-
-        def done(t: asyncio.Task[Any], k: str = key) -> None:
-            if self.tasks.get(k) is t:
-                self.tasks.pop(k, None)
-            if not t.cancelled() and t.exception() is not None:
-                self.log.error("task %s failed", k, exc_info=t.exception())
-        task.add_done_callback(done)
-
-    def kick(self, name: str) -> None:
-        ev = self._kicks.get(name)
-        if ev is not None:
-            ev.set()
-
-    async def wait_kick(self, name: str, timeout: float) -> None:
-        ev = self._kicks[name]
-        try:
-            await asyncio.wait_for(ev.wait(), timeout=timeout)
-        except TimeoutError:
-            pass
-        ev.clear()
-
-    def enqueue(self, key: tuple[str, str], ns: str | None, name: str) -> None:
-        item = (key, ns, name)
-        if item not in self._queued:
-            self._queued.add(item)
-            self._queue.put_nowait(item)
 
     def _on_change(self, kind: str, rtype: ResourceType, obj: Obj) -> None:
         try:
@@ -219,10 +180,6 @@ class ClusterSim(WorkloadsMixin, AutoscalingMixin, PodsMixin, DynamoMixin):
                 self.log.exception("reconciling %s %s/%s", key, ns, name)
             if self._queue.empty():
                 await asyncio.sleep(0)
-
-    def endpoints_changed(self, ns: str) -> None:
-        self.endpoints_dirty.add(ns)
-        self.kick("endpoints")
 
     async def _endpoint_loop(self) -> None:
         while not self.stopped:

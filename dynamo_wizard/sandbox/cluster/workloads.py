@@ -7,17 +7,25 @@ import asyncio
 import copy
 import hashlib
 import json
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from ..kube.errors import ApiError
 from ..kube.store import Obj, default_storage_class, now_iso, random_suffix
+from .base import SimBase
 from .capacity import parse_mem_mib
 
-if TYPE_CHECKING:
-    from .sim import ClusterSim
-
 _HASH_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _setter(path: tuple[str, ...], value: Any) -> Callable[[Obj], None]:
+    """A mutation that sets one field (for Store.mutate)."""
+    def apply(o: Obj) -> None:
+        cur = o
+        for key in path[:-1]:
+            cur = cur.setdefault(key, {})
+        cur[path[-1]] = value
+    return apply
 
 
 def template_hash(template: Any) -> str:
@@ -70,12 +78,12 @@ def set_condition(conds: list[dict[str, Any]], ctype: str, status: str, reason: 
     return out
 
 
-class WorkloadsMixin:
+class WorkloadsMixin(SimBase):
     """Mixed into ClusterSim."""
 
     # -------------------------------------------------------------------------------------- namespaces
 
-    def on_namespace(self: ClusterSim, ns: Obj, kind: str) -> None:
+    def on_namespace(self, ns: Obj, kind: str) -> None:
         name = ns["metadata"]["name"]
         if kind == "ADDED":
             sa_t = self.t("", "serviceaccounts")
@@ -89,7 +97,7 @@ class WorkloadsMixin:
         if ns["metadata"].get("deletionTimestamp") and kind != "DELETED":
             self.spawn(f"ns-terminate/{name}", self.terminate_namespace(name))
 
-    async def terminate_namespace(self: ClusterSim, name: str) -> None:
+    async def terminate_namespace(self, name: str) -> None:
         ns_t = self.t("", "namespaces")
         while not self.stopped:
             remaining: list[str] = []
@@ -134,7 +142,7 @@ class WorkloadsMixin:
 
     # -------------------------------------------------------------------------------------- deployments
 
-    def reconcile_deployment(self: ClusterSim, ns: str, name: str) -> None:
+    def reconcile_deployment(self, ns: str, name: str) -> None:
         dep_t, rs_t = self.t("apps", "deployments"), self.t("apps", "replicasets")
         dep = self.store.get(dep_t, ns, name)
         if dep is None or dep["metadata"].get("deletionTimestamp"):
@@ -170,7 +178,7 @@ class WorkloadsMixin:
                 self.store.mutate(rs_t, ns, rs["metadata"]["name"], lambda o: o["spec"].__setitem__("replicas", 0))
         self.deployment_status(ns, name)
 
-    def deployment_status(self: ClusterSim, ns: str, name: str) -> None:
+    def deployment_status(self, ns: str, name: str) -> None:
         dep_t, rs_t = self.t("apps", "deployments"), self.t("apps", "replicasets")
         dep = self.store.get(dep_t, ns, name)
         if dep is None:
@@ -207,7 +215,7 @@ class WorkloadsMixin:
         self.store.update_status(dep_t, dep, new)
         self.after_workload_status(dep)
 
-    def reconcile_replicaset(self: ClusterSim, ns: str, name: str) -> None:
+    def reconcile_replicaset(self, ns: str, name: str) -> None:
         rs_t, pod_t = self.t("apps", "replicasets"), self.t("", "pods")
         rs = self.store.get(rs_t, ns, name)
         if rs is None or rs["metadata"].get("deletionTimestamp"):
@@ -233,7 +241,7 @@ class WorkloadsMixin:
         if owner and owner.get("kind") == "Deployment":
             self.deployment_status(ns, owner["name"])
 
-    def create_pod_from_template(self: ClusterSim, owner: Obj, name: str, component: str,
+    def create_pod_from_template(self, owner: Obj, name: str, component: str,
                                  extra_spec: dict[str, Any] | None = None,
                                  extra_labels: dict[str, str] | None = None) -> Obj | None:
         tmpl = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
@@ -257,7 +265,7 @@ class WorkloadsMixin:
 
     # -------------------------------------------------------------------------------------- statefulsets
 
-    def reconcile_statefulset(self: ClusterSim, ns: str, name: str) -> None:
+    def reconcile_statefulset(self, ns: str, name: str) -> None:
         sts_t, pod_t, pvc_t = self.t("apps", "statefulsets"), self.t("", "pods"), self.t("", "persistentvolumeclaims")
         sts = self.store.get(sts_t, ns, name)
         if sts is None or sts["metadata"].get("deletionTimestamp"):
@@ -312,7 +320,7 @@ class WorkloadsMixin:
 
     # -------------------------------------------------------------------------------------- daemonsets
 
-    def reconcile_daemonset(self: ClusterSim, ns: str, name: str) -> None:
+    def reconcile_daemonset(self, ns: str, name: str) -> None:
         ds_t, pod_t, node_t = self.t("apps", "daemonsets"), self.t("", "pods"), self.t("", "nodes")
         ds = self.store.get(ds_t, ns, name)
         if ds is None or ds["metadata"].get("deletionTimestamp"):
@@ -340,7 +348,7 @@ class WorkloadsMixin:
 
     # -------------------------------------------------------------------------------------- jobs
 
-    def reconcile_job(self: ClusterSim, ns: str, name: str) -> None:
+    def reconcile_job(self, ns: str, name: str) -> None:
         job_t, pod_t = self.t("batch", "jobs"), self.t("", "pods")
         job = self.store.get(job_t, ns, name)
         if job is None or job["metadata"].get("deletionTimestamp"):
@@ -400,7 +408,7 @@ class WorkloadsMixin:
 
     # -------------------------------------------------------------------------------------- services
 
-    def reconcile_endpoints(self: ClusterSim, ns: str) -> None:
+    def reconcile_endpoints(self, ns: str) -> None:
         svc_t, ep_t, pod_t = self.t("", "services"), self.t("", "endpoints"), self.t("", "pods")
         pods = [p for p in self.store.list(pod_t, ns) if (p.get("status") or {}).get("podIP")
                 and not p["metadata"].get("deletionTimestamp")]
@@ -437,11 +445,11 @@ class WorkloadsMixin:
                                                                                        or {})},
                                              "subsets": subsets})
             elif cur.get("subsets") != subsets:
-                self.store.mutate(ep_t, ns, name, lambda o, s=subsets: o.__setitem__("subsets", s))
+                self.store.mutate(ep_t, ns, name, _setter(("subsets",), subsets))
 
     # -------------------------------------------------------------------------------------- volumes
 
-    async def pvc_binder(self: ClusterSim) -> None:
+    async def pvc_binder(self) -> None:
         while not self.stopped:
             await self.wait_kick("pvc", max(0.2, self.clock.scaled(10)))
             try:
@@ -449,7 +457,7 @@ class WorkloadsMixin:
             except Exception:  # keep the loop alive; the next kick retries
                 self.log.exception("pvc binder")
 
-    async def bind_pvcs(self: ClusterSim) -> None:
+    async def bind_pvcs(self) -> None:
         pvc_t, sc_t = self.t("", "persistentvolumeclaims"), self.t("storage.k8s.io", "storageclasses")
         for pvc in self.store.list(pvc_t):
             if (pvc.get("status") or {}).get("phase") != "Pending" or pvc["metadata"].get("deletionTimestamp"):
@@ -460,8 +468,7 @@ class WorkloadsMixin:
                 default_sc = default_storage_class(self.store)
                 if default_sc:
                     # Retroactive default StorageClass assignment (Kubernetes ≥ 1.28)
-                    self.store.mutate(pvc_t, ns, name, lambda o, s=default_sc: o["spec"].__setitem__(
-                        "storageClassName", s))
+                    self.store.mutate(pvc_t, ns, name, _setter(("spec", "storageClassName"), default_sc))
                     continue
                 self.throttled_event(pvc, "Normal", "FailedBinding",
                                      "no persistent volumes available for this claim and no storage class is set",
@@ -490,7 +497,7 @@ class WorkloadsMixin:
                 zone = None
             self.spawn(key, self.provision(pvc, sc, zone))
 
-    def consumer_node(self: ClusterSim, pvc: Obj) -> Obj | None:
+    def consumer_node(self, pvc: Obj) -> Obj | None:
         ns, name = pvc["metadata"]["namespace"], pvc["metadata"]["name"]
         for pod in self.store.list(self.t("", "pods"), ns):
             claims = [v.get("persistentVolumeClaim", {}).get("claimName") for v in
@@ -500,7 +507,7 @@ class WorkloadsMixin:
                 return self.store.get(self.t("", "nodes"), None, node_name)
         return None
 
-    async def provision(self: ClusterSim, pvc: Obj, sc: Obj, zone: str | None) -> None:
+    async def provision(self, pvc: Obj, sc: Obj, zone: str | None) -> None:
         pvc_t, pv_t = self.t("", "persistentvolumeclaims"), self.t("", "persistentvolumes")
         ns, name = pvc["metadata"]["namespace"], pvc["metadata"]["name"]
         provisioner = sc.get("provisioner", "")
@@ -580,11 +587,11 @@ class WorkloadsMixin:
                          provisioner)
         self.kick("sched")
 
-    def efs_controller_ready(self: ClusterSim) -> bool:
+    def efs_controller_ready(self) -> bool:
         dep = self.store.get(self.t("apps", "deployments"), "kube-system", "efs-csi-controller")
         return bool(dep and int((dep.get("status") or {}).get("readyReplicas", 0)) > 0)
 
-    def on_pvc(self: ClusterSim, pvc: Obj, kind: str) -> None:
+    def on_pvc(self, pvc: Obj, kind: str) -> None:
         meta = pvc["metadata"]
         if kind != "DELETED" and meta.get("deletionTimestamp"):
             # pvc-protection: released once no pod uses the claim
@@ -598,7 +605,7 @@ class WorkloadsMixin:
                 self.spawn(f"release/{pv_name}", self.release_volume(pv_name))
         self.kick("pvc")
 
-    def claim_in_use(self: ClusterSim, ns: str, name: str) -> bool:
+    def claim_in_use(self, ns: str, name: str) -> bool:
         for pod in self.store.list(self.t("", "pods"), ns):
             if pod_active(pod) or (pod.get("spec") or {}).get("nodeName"):
                 for v in (pod.get("spec") or {}).get("volumes") or []:
@@ -606,7 +613,7 @@ class WorkloadsMixin:
                         return True
         return False
 
-    async def release_volume(self: ClusterSim, pv_name: str) -> None:
+    async def release_volume(self, pv_name: str) -> None:
         pv_t = self.t("", "persistentvolumes")
         pv = self.store.get(pv_t, None, pv_name)
         if pv is None:
@@ -623,15 +630,3 @@ class WorkloadsMixin:
         pv = self.store.get(pv_t, None, pv_name)
         if pv is not None:
             self.store.remove(pv_t, pv)
-
-    # -------------------------------------------------------------------------------------- helpers
-
-    def throttled_event(self: ClusterSim, obj: Obj, type_: str, reason: str, message: str, component: str,
-                        every_real: float = 60.0) -> None:
-        key = (obj["metadata"].get("uid", ""), reason, message)
-        now = time.monotonic()
-        last = self.last_event.get(key)
-        if last is not None and now - last < max(0.2, self.clock.scaled(every_real)):
-            return
-        self.last_event[key] = now
-        self.events.emit(obj, type_, reason, message, component)

@@ -352,7 +352,7 @@ class Store:
                     remaining = [r for r in refs if r.get("uid") != owner_uid]
                     if remaining:
                         self.mutate(rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                                    lambda o, rem=remaining: o["metadata"].__setitem__("ownerReferences", rem))
+                                    _set_owner_refs(remaining))
                     elif not obj["metadata"].get("deletionTimestamp"):
                         self.delete(rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"])
 
@@ -363,7 +363,7 @@ class Store:
                 if any(r.get("uid") == owner_uid for r in refs):
                     remaining = [r for r in refs if r.get("uid") != owner_uid]
                     self.mutate(rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                                lambda o, rem=remaining: o["metadata"].__setitem__("ownerReferences", rem))
+                                _set_owner_refs(remaining))
 
     def returns_deleted_object(self, rtype: ResourceType) -> bool:
         builtin = any(t.key == rtype.key for t in _builtin_types())
@@ -400,6 +400,12 @@ class Store:
                 continue
             for obj in list(objs.values()):
                 yield rtype, obj
+
+
+def _set_owner_refs(refs: list[dict[str, Any]]) -> Callable[[Obj], None]:
+    def apply(o: Obj) -> None:
+        o["metadata"]["ownerReferences"] = refs
+    return apply
 
 
 def _comparable(obj: Obj) -> Obj:

@@ -8,7 +8,7 @@ import asyncio
 import json
 import shutil
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -35,7 +35,7 @@ def _fail(ctx: ToolContext, msg: str) -> None:
     ctx.out(eksctl_line("✖", msg))
 
 
-def _error(ctx: ToolContext, msg: str) -> None:
+def _error(ctx: ToolContext, msg: str) -> NoReturn:
     ctx.err(f"Error: {msg}")
     raise ToolExit(1)
 
@@ -500,7 +500,8 @@ async def get_cluster(ctx: ToolContext, pos: list[str], flags: dict[str, Any]) -
         clusters = [cluster]
     else:
         names = (await ctx.aws("eks", region, "list_clusters"))["clusters"]
-        clusters = [c for c in [await _cluster(ctx, region, n) for n in names] if c is not None]
+        found = [await _cluster(ctx, region, n) for n in names]
+        clusters = [c for c in found if c is not None]
     if output == "json":
         for c in clusters:
             if hasattr(c.get("createdAt"), "isoformat"):

@@ -12,7 +12,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -279,7 +279,7 @@ class Helm:
     def write_release(self, rel: dict[str, Any]) -> None:
         blob = base64.b64encode(gzip.compress(json.dumps(rel).encode())).decode()
         name = f"sh.helm.release.v1.{rel['name']}.v{rel['version']}"
-        secret = {"metadata": {"name": name, "labels": {
+        secret: Obj = {"metadata": {"name": name, "labels": {
             "name": rel["name"], "owner": "helm", "status": rel["info"]["status"], "version": str(rel["version"]),
             "modifiedAt": str(int(time.time()))}},
             "type": "helm.sh/release.v1", "data": {"release": base64.b64encode(blob.encode()).decode()}}
@@ -325,7 +325,7 @@ class Helm:
                   prefix="INSTALLATION FAILED: ")
         raise AssertionError("unreachable")
 
-    def fail(self, message: str, prefix: str = "") -> None:
+    def fail(self, message: str, prefix: str = "") -> NoReturn:
         self.ctx.err(f"Error: {prefix}{message}")
         raise ToolExit(1)
 
@@ -416,7 +416,7 @@ class Helm:
         await self.ctx.sleep(self.ctx.clock.real("helm_install"))
         now = datetime.now(UTC)
         revision = (int(last["version"]) + 1) if last else 1
-        rel = {"name": release, "namespace": self.namespace, "version": revision,
+        rel: dict[str, Any] = {"name": release, "namespace": self.namespace, "version": revision,
                "info": {"first_deployed": (last or {}).get("info", {}).get("first_deployed") or now.isoformat(),
                         "last_deployed": now.isoformat(), "deleted": "",
                         "description": "Upgrade complete" if last else "Install complete",
