@@ -625,3 +625,15 @@ async def test_without_credentials_the_sandbox_can_be_started_from_welcome(
         assert "SANDBOX" in str(app.screen.query_one("#mode-banner").render())
         assert os.environ["AWS_ENDPOINT_URL"] == sandbox_service.env["AWS_ENDPOINT_URL"]
         assert {r.key for r in table(app, "#actions").rows} >= {"new", "plan-only"}
+
+
+async def test_starting_from_a_plan_file_offers_its_answers() -> None:
+    plan = load_plan(ROOT / "examples" / "disagg-tcp.yaml")
+    app = WizardApp(PlanOnlyDiscovery(), mode="plan-only", plan=plan)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_screen(app, pilot, "welcome")
+        new = table(app, "#actions").row("new")
+        assert new is not None and "from the plan file" in str(new.cells[1])
+        assert app.screen.query_one("#deployment").value == plan.deployment  # type: ignore[attr-defined]
+        await enter_until(app, pilot, "review")
+        assert app.answers.to_plan().serving == plan.serving  # Enter keeps the plan's choices
