@@ -438,3 +438,13 @@ def test_pod_log_of_a_waiting_container_is_refused_like_the_api_server(offline_c
     assert err.value.status == 400
     assert json.loads(err.value.body)["message"] == 'container "c" in pod "p" is waiting to start: ContainerCreating'
 
+
+
+def test_fail_once_fault_on_a_kubernetes_call(offline_cluster: OfflineCluster) -> None:
+    core = client.CoreV1Api(offline_cluster.api)
+    _ns(offline_cluster.api, "fail")
+    offline_cluster.faults.update({"fail-once": "kube:create:configmaps"})
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_config_map("fail", {"metadata": {"name": "c"}})
+    assert err.value.status == 500 and "fail-once=kube:create:configmaps" in json.loads(err.value.body)["message"]
+    assert core.create_namespaced_config_map("fail", {"metadata": {"name": "c"}}).metadata.name == "c"
