@@ -31,12 +31,15 @@ from typing import Any
 from ..core.catalog import load_catalog
 from ..core.cleanup import (
     ACCESS_POINT,
+    AWS_KINDS,
     CLUSTER,
     DEPLOYMENT,
     DGD,
+    EKS_CLUSTER_NAME_TAG,
     EKSCTL_CLUSTER_TAG,
     FILE_SYSTEM,
     HELM_RELEASE,
+    INSTANCE,
     JOB,
     LABEL_DEPLOYMENT,
     LABEL_MANAGED_BY,
@@ -82,7 +85,8 @@ HOURS_PER_MONTH = 730.0
 # AWS error codes that mean "a dependency still holds it: try again after it goes".
 IN_USE_CODES = frozenset({"DependencyViolation", "FileSystemInUse", "ResourceInUseException",
                           "ResourceInUse", "InvalidNetworkInterface.InUse"})
-GONE_CODES = frozenset({"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "FileSystemNotFound",
+GONE_CODES = frozenset({"InvalidGroup.NotFound", "InvalidGroupId.NotFound", "InvalidInstanceID.NotFound",
+                        "FileSystemNotFound",
                         "MountTargetNotFound", "AccessPointNotFound", "ResourceNotFoundException",
                         "NotFoundException"})
 
@@ -287,6 +291,18 @@ class OwnedAws:
             raise
         return [p for p in points if p.get("LifeCycleState") != "deleted"]
 
+    def cluster_instances(self, cluster: str) -> list[dict[str, Any]]:
+        """Instances EKS launched for `cluster` (Auto Mode tags them with the cluster's name), not terminated."""
+        out: list[dict[str, Any]] = []
+        for page in self.ec2.get_paginator("describe_instances").paginate(Filters=[
+                {"Name": f"tag:{EKS_CLUSTER_NAME_TAG}", "Values": [cluster]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]):
+            for reservation in page.get("Reservations", []):
+                for inst in reservation.get("Instances", []):
+                    if _tags(inst.get("Tags")).get(EKS_CLUSTER_NAME_TAG) == cluster:
+                        out.append(inst)
+        return out
+
     def security_groups(self, deployment: str) -> list[dict[str, Any]]:
         groups: list[dict[str, Any]] = []
         for page in self.ec2.get_paginator("describe_security_groups").paginate(
@@ -313,8 +329,10 @@ class OwnedAws:
         """Add what exists to `disc`; returns the names of our clusters that exist."""
         ledger_clusters = {r.name for r in ledger if r.kind == CLUSTER}
         our_clusters: set[str] = set()
+        existing: set[str] = set()
         for cluster, mine in self.clusters(deployment, ledger_clusters):
             name = cluster["name"]
+            existing.add(name)
             if not mine:
                 disc.notes.append(f"cluster {name} is in the ledger but does not carry the tag "
                                   f"{TAG_KEY}={deployment}; it is left alone")
@@ -324,6 +342,18 @@ class OwnedAws:
                 Ref(CLUSTER, name, resource_id=cluster.get("arn")), cost_per_hour=EKS_CONTROL_PLANE_PER_HOUR,
                 detail=str(cluster.get("status", "")).lower(), how="tag"))
         disc.checked.add(CLUSTER)
+        # Nodes of a cluster of ours that is gone: EKS normally terminates them with the cluster; one that
+        # outlived it (launched as the cluster went) holds the VPC and bills by the hour.
+        for name in sorted(ledger_clusters - existing):
+            for inst in self.cluster_instances(name):
+                itype = inst.get("InstanceType", "?")
+                known = load_catalog().instance_type(itype)
+                disc.found.append(FoundResource(
+                    Ref(INSTANCE, inst["InstanceId"], resource_id=inst["InstanceId"]),
+                    cost_per_hour=known.on_demand_price if known else None,
+                    detail=f"{itype} {inst.get('State', {}).get('Name', '')} (node of cluster {name})",
+                    aliases=(inst["InstanceId"],), how="owner"))
+        disc.checked.add(INSTANCE)
         live_stacks: set[str] = set()
         for stack in self.stacks(deployment, our_clusters):
             live_stacks.add(stack["StackName"])
@@ -467,6 +497,8 @@ class OwnedAws:
             self.efs.delete_mount_target(MountTargetId=self._need_id(ref))
         elif ref.kind == ACCESS_POINT:
             self.efs.delete_access_point(AccessPointId=self._need_id(ref))
+        elif ref.kind == INSTANCE:
+            self.ec2.terminate_instances(InstanceIds=[self._need_id(ref)])
         elif ref.kind == STACK:
             stack = self._stack(ref)
             if stack is None:
@@ -530,6 +562,10 @@ class OwnedAws:
             if ref.kind == ACCESS_POINT:
                 aps = self.efs.describe_access_points(AccessPointId=self._need_id(ref)).get("AccessPoints", [])
                 return any(a.get("LifeCycleState") != "deleted" for a in aps)
+            if ref.kind == INSTANCE:
+                reservations = self.ec2.describe_instances(InstanceIds=[self._need_id(ref)]).get("Reservations", [])
+                return any(i.get("State", {}).get("Name") not in ("terminated",)
+                           for r in reservations for i in r.get("Instances", []))
             if ref.kind == CLUSTER:
                 self.eks.describe_cluster(name=ref.name)
                 return True
@@ -538,13 +574,14 @@ class OwnedAws:
                 if stack is None or stack.get("StackStatus") == "DELETE_COMPLETE":
                     return False
                 if stack.get("StackStatus") == "DELETE_FAILED":
+                    # Mostly a dependency that was still there (a network interface in the VPC): retried.
                     reason = stack.get("StackStatusReason") or "DELETE_FAILED"
-                    raise DeleteRefused(f"stack deletion failed: {reason}")
+                    raise StillInUse(f"stack deletion failed: {reason}")
                 return True
-        except DeleteRefused:
+        except (DeleteRefused, StillInUse):
             raise
         except Exception as err:  # noqa: BLE001
-            if _error_code(err) in GONE_CODES:
+            if _error_code(err) in GONE_CODES or _error_code(err) == "InvalidInstanceID.NotFound":
                 return False
             raise
         raise DeleteRefused(f"cannot look up a {ref.kind} through AWS")
@@ -911,7 +948,7 @@ class OwnedResources:
         return disc
 
     def delete(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
-        if canonical_kind(ref.kind) in (CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT):
+        if canonical_kind(ref.kind) in AWS_KINDS:
             self.aws.delete(ref, log, cancel)
             return
         kube = self.kube()
@@ -921,7 +958,7 @@ class OwnedResources:
         kube.delete(ref, log, cancel)
 
     def exists(self, ref: Ref) -> bool | None:
-        if canonical_kind(ref.kind) in (CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT):
+        if canonical_kind(ref.kind) in AWS_KINDS:
             return self.aws.exists(ref)
         kube = self.kube()
         if kube is None:

@@ -61,8 +61,11 @@ NODECLASS = "nodeclass"
 NAMESPACE = "namespace"
 SECRET = "secret"
 DEPLOYMENT = "deployment"  # the GPU warm-up Deployment provisioning runs while the model downloads
+INSTANCE = "ec2-instance"  # an Auto Mode node left running after its cluster was deleted (it bills by the hour)
+# The tag EKS Auto Mode puts on the instances of a cluster.
+EKS_CLUSTER_NAME_TAG = "eks:eks-cluster-name"
 
-AWS_KINDS = frozenset({CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT})
+AWS_KINDS = frozenset({CLUSTER, STACK, SECURITY_GROUP, FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT, INSTANCE})
 KUBE_KINDS = frozenset({DGD, HELM_RELEASE, JOB, PVC, STORAGE_CLASS, NODEPOOL, NODECLASS, NAMESPACE, SECRET,
                         DEPLOYMENT})
 NAMESPACED_KINDS = frozenset({DGD, HELM_RELEASE, JOB, PVC, SECRET, DEPLOYMENT})
@@ -84,6 +87,7 @@ KIND_TITLES: dict[str, str] = {
     NAMESPACE: "Namespace",
     SECRET: "Secret",
     DEPLOYMENT: "Deployment",
+    INSTANCE: "EC2 instance",
 }
 
 # How other parts may spell a kind in the ledger -> our kind. Keys are squashed (lowercase, letters and
@@ -107,6 +111,7 @@ _KIND_ALIASES: dict[str, str] = {
     "namespace": NAMESPACE, "ns": NAMESPACE,
     "secret": SECRET, "hftokensecret": SECRET,
     "deployment": DEPLOYMENT, "gpuwarmup": DEPLOYMENT, "warmup": DEPLOYMENT,
+    "ec2instance": INSTANCE, "instance": INSTANCE, "node": INSTANCE,
 }
 
 
@@ -462,7 +467,7 @@ def step_for(item: InventoryItem) -> str:
         return S_RESERVED_NODECLASS
     if k in (NAMESPACE, SECRET):
         return S_CLUSTER_OBJECTS
-    if k in (CLUSTER, STACK):
+    if k in (CLUSTER, STACK, INSTANCE):
         return S_CLUSTER
     # Anything else labelled ours inside the cluster.
     return S_CLUSTER_OBJECTS
@@ -470,7 +475,7 @@ def step_for(item: InventoryItem) -> str:
 
 def deletion_sort_key(item: InventoryItem) -> tuple[int, int, str]:
     order = STEP_ORDER.index(step_for(item))
-    within = 1 if item.kind == STACK else 0  # the cluster before its stacks
+    within = {INSTANCE: 1, STACK: 2}.get(item.kind, 0)  # the cluster, then its orphaned nodes, then its stacks
     return (order, within, item.ref.display_name)
 
 
@@ -585,6 +590,8 @@ def manual_command(ref: Ref, region: str | None, cluster: str | None) -> str:
         return f"aws efs delete-mount-target --mount-target-id {ref.resource_id or ref.name}{r}"
     if k == ACCESS_POINT:
         return f"aws efs delete-access-point --access-point-id {ref.resource_id or ref.name}{r}"
+    if k == INSTANCE:
+        return f"aws ec2 terminate-instances --instance-ids {ref.resource_id or ref.name}{r}"
     if k == HELM_RELEASE:
         return f"helm uninstall {ref.name}{ns}"
     kube_ctx = f"aws eks update-kubeconfig --name {cluster}{r} && " if cluster else ""
@@ -734,7 +741,9 @@ def delete_all(
                                            manual_command(ref, region, cluster)))
                     log(f"could not reach the cluster to delete {ref.display_name}: {err}")
                 break
-    # Wait until gone.
+    # Wait until gone. A deletion that failed on the way (a stack in DELETE_FAILED because a dependency
+    # was still there) is started again after a backoff, until the deadline.
+    retry_at: dict[tuple[str, str, str], tuple[float, float]] = {}  # key -> (when, next backoff)
     while pending:
         still: list[InventoryItem] = []
         for item in pending:
@@ -742,7 +751,20 @@ def delete_all(
                 present = backend.exists(item.ref)
             except ClusterUnreachable:
                 present = None
-            except DeleteRefused as err:  # e.g. a stack in DELETE_FAILED: waiting will not help
+            except StillInUse as err:
+                when, wait = retry_at.get(item.key, (clock(), pacing.backoff_start))
+                if clock() >= when:
+                    log(f"{item.ref.display_name}: {err}; deleting it again")
+                    try:
+                        backend.delete(item.ref, log, cancel)
+                    except StillInUse as again:
+                        log(f"{item.ref.display_name} is still in use ({again})")
+                    except DeleteRefused as refused:
+                        outcome.failed.append((item.ref, str(refused), manual_command(item.ref, region, cluster)))
+                        continue
+                    retry_at[item.key] = (clock() + wait, min(wait * 2, pacing.backoff_max))
+                present = True
+            except DeleteRefused as err:  # waiting will not help
                 outcome.failed.append((item.ref, str(err), manual_command(item.ref, region, cluster)))
                 log(f"could not delete {item.ref.display_name}: {err}")
                 continue
@@ -791,6 +813,56 @@ def mark_gone(ledger: Ledger, items: Iterable[InventoryItem], step_id: str = S_R
 # The graph as runner steps (the same runner as provisioning)
 
 
+def _delete_cluster_and_stacks(ctx: StepContext, spec: DeletionStepSpec, inventory: Inventory,
+                               backend: CleanupBackend, pacing: Pacing, record: Callable[[InventoryItem], None]
+                               ) -> DeletionOutcome:
+    """The cluster with eksctl, then what it may leave: nodes that outlived it (their network interfaces
+    hold the VPC, and a GPU bills by the hour), then its stacks, retried while CloudFormation reports a
+    dependency, then a last look for anything of ours eksctl did not know about."""
+    ledger = ctx.ledger or Ledger(inventory.deployment)
+
+    def run(items: list[InventoryItem]) -> DeletionOutcome:
+        return delete_all(items, backend, ledger, ctx.log, step_id=spec.step_id, region=inventory.region,
+                          cluster=inventory.cluster_name, timeout=spec.timeout, pacing=pacing, sleep=ctx.sleep,
+                          clock=ctx.clock, record=record, cancel=ctx.cancel)
+
+    total = DeletionOutcome()
+    clusters = [i for i in spec.items if i.kind == CLUSTER]
+    first = run(clusters)
+    total.deleted += first.deleted
+    for ref, why, command in first.failed:
+        if backend.exists(ref) is False:
+            # eksctl failed on a stack after the cluster itself went: the stacks are finished below.
+            ctx.log(f"eksctl did not finish ({why}); the cluster is gone, finishing its stacks")
+            record(next(i for i in clusters if i.ref == ref))
+            total.deleted.append(ref)
+        else:
+            total.failed.append((ref, why, command))
+    if total.failed:
+        return total
+    # Look again: nodes and stacks as they are now (the cluster is gone; late arrivals included).
+    hint = [LedgerResource(kind=CLUSTER, name=i.name, state="deleted") for i in clusters]
+    if inventory.cluster_name and not hint:
+        hint.append(LedgerResource(kind=CLUSTER, name=inventory.cluster_name, state="deleted"))
+    found = backend.discover(inventory.deployment, ledger.resources() + hint).found
+    known = {i.key for i in spec.items}
+    rest = [i for i in spec.items if i.kind != CLUSTER]
+    rest += [InventoryItem(ref=f.ref, state="exists", detail=f.detail, cost_per_hour=f.cost_per_hour)
+             for f in found if f.ref.kind in (INSTANCE, STACK, CLUSTER) and f.ref.key not in known]
+    for kinds in ((CLUSTER,), (INSTANCE,), (STACK,)):
+        group = [i for i in rest if i.kind in kinds]
+        if not group:
+            continue
+        if kinds != (STACK,) or any(i.key not in known for i in group):
+            ctx.log("still there after eksctl: " + ", ".join(i.ref.display_name for i in group))
+        outcome = run(sorted(group, key=deletion_sort_key))
+        total.deleted += outcome.deleted
+        total.failed += outcome.failed
+        if outcome.failed:
+            break
+    return total
+
+
 def _step_action(spec: DeletionStepSpec, inventory: Inventory, backend: CleanupBackend, pacing: Pacing,
                  cluster_goes: bool) -> StepAction:
     def action(ctx: StepContext) -> StepResult:
@@ -804,12 +876,14 @@ def _step_action(spec: DeletionStepSpec, inventory: Inventory, backend: CleanupB
                 record(item)
                 ctx.log(f"already gone: {kind_title(item.kind)} {item.ref.display_name}")
             return done(f"marked {len(gone)} resource(s) the ledger still had as gone")
-        outcome = delete_all(
-            spec.items, backend, ctx.ledger or Ledger(inventory.deployment), ctx.log, step_id=spec.step_id,
-            region=inventory.region, cluster=inventory.cluster_name, timeout=spec.timeout, pacing=pacing,
-            sleep=ctx.sleep, clock=ctx.clock, record=record, cancel=ctx.cancel,
-            unreachable_ok=cluster_goes and spec.step_id != S_CLUSTER,
-        )
+        if spec.step_id == S_CLUSTER:
+            outcome = _delete_cluster_and_stacks(ctx, spec, inventory, backend, pacing, record)
+        else:
+            outcome = delete_all(
+                spec.items, backend, ctx.ledger or Ledger(inventory.deployment), ctx.log, step_id=spec.step_id,
+                region=inventory.region, cluster=inventory.cluster_name, timeout=spec.timeout, pacing=pacing,
+                sleep=ctx.sleep, clock=ctx.clock, record=record, cancel=ctx.cancel, unreachable_ok=cluster_goes,
+            )
         if outcome.deferred:
             ctx.log("the cluster's API could not be reached: volumes behind the claims above may outlive the "
                     "cluster; once it is gone check `aws ec2 describe-volumes --filters "
@@ -817,20 +891,6 @@ def _step_action(spec: DeletionStepSpec, inventory: Inventory, backend: CleanupB
         if not outcome.ok:
             err = DeletionFailed(outcome)
             raise StepError(str(err), err.fix)
-        if spec.step_id == S_CLUSTER:
-            # The check that its stacks are gone: anything of ours eksctl did not take (a stack it never
-            # knew about, one created late by an interrupted run) is deleted here, directly.
-            late = [f for f in backend.discover(inventory.deployment, []).found if f.ref.kind in (STACK, CLUSTER)]
-            if late:
-                ctx.log("still there after eksctl: " + ", ".join(f.ref.display_name for f in late))
-                again = delete_all(
-                    [InventoryItem(ref=f.ref, state="exists", detail=f.detail) for f in late], backend,
-                    ctx.ledger or Ledger(inventory.deployment), ctx.log, step_id=spec.step_id,
-                    region=inventory.region, cluster=inventory.cluster_name, timeout=spec.timeout, pacing=pacing,
-                    sleep=ctx.sleep, clock=ctx.clock, record=record, cancel=ctx.cancel)
-                if not again.ok:
-                    err = DeletionFailed(again)
-                    raise StepError(str(err), err.fix)
         if spec.step_id == S_CLUSTER and ctx.ledger is not None:
             # Everything of ours inside the cluster went with it: close the ledger lines still open.
             for res in ctx.ledger.live_resources():

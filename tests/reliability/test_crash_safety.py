@@ -192,13 +192,40 @@ def _child_sandbox(directory: str, speed: float) -> None:
 
 
 _FORKSERVER: ForkServerContext | None = None
+WARM_ENV = "DYNAMO_WIZARD_CRASH_FORKSERVER"
+
+
+def warm_forkserver() -> None:
+    """In the forkserver only: what every sandbox service would otherwise load itself, once per point —
+    moto's backends for the region (EC2's instance data alone is a second of CPU) and its per-service apps.
+    Forked services start from this state; a fresh sandbox is still an empty AWS account."""
+    from moto.backends import get_backend
+    from moto.server import create_backend_app
+
+    for service in ("ec2", "efs", "eks", "cloudformation", "sts", "elasticfilesystem"):
+        try:
+            create_backend_app(service)
+        except Exception:  # noqa: BLE001 - a name moto does not know: nothing to warm
+            pass
+    for service, region in (("ec2", "us-east-1"), ("efs", "us-east-1"), ("eks", "us-east-1"),
+                            ("cloudformation", "us-east-1"), ("iam", "global"), ("sts", "global")):
+        backend = get_backend(service)["123456789012"][region]  # type: ignore[call-overload]
+        if service == "ec2":
+            backend.describe_availability_zones()
 
 
 def forkserver() -> ForkServerContext:
     global _FORKSERVER
     if _FORKSERVER is None:
+        from multiprocessing import forkserver as fs
+
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
+        os.environ[WARM_ENV] = "1"  # the server reads it once, as it starts
+        try:
+            fs.ensure_running()
+        finally:
+            os.environ.pop(WARM_ENV, None)
         _FORKSERVER = ctx
     return _FORKSERVER
 
@@ -405,3 +432,7 @@ def test_the_kill_points_cover_the_whole_apply(tmp_path: Path) -> None:
     # Every kill point falls inside a complete run, and they reach its last steps.
     assert len(points) >= 30 and points[0][0] == 0
     assert full - 4 <= points[-1][0] < full, (full, points[-1])
+
+
+if os.environ.get(WARM_ENV) == "1":  # imported by the forkserver's preload
+    warm_forkserver()
