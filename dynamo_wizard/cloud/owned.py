@@ -355,7 +355,9 @@ class OwnedAws:
                     aliases=(inst["InstanceId"],), how="owner"))
         disc.checked.add(INSTANCE)
         live_stacks: set[str] = set()
-        for stack in self.stacks(deployment, our_clusters):
+        # eksctl's stacks of our clusters, and of clusters our ledger made that are gone (a half-deleted
+        # or half-created cluster leaves stacks whose cluster can no longer show our tag).
+        for stack in self.stacks(deployment, our_clusters | (ledger_clusters - existing)):
             live_stacks.add(stack["StackName"])
             disc.found.append(FoundResource(
                 Ref(STACK, stack["StackName"], resource_id=stack.get("StackId")),

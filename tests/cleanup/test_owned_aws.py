@@ -138,3 +138,40 @@ def test_deployments_by_tag_lists_every_deployment_in_the_region(aws: boto3.sess
     assert set(found) == {"demo", "someone-else"}
     assert found["demo"][c.CLUSTER] == ["demo"]
     assert found["someone-else"][c.SECURITY_GROUP]
+
+
+def test_a_node_that_outlived_its_cluster_is_found_and_terminated(aws: boto3.session.Session) -> None:
+    """Auto Mode nodes go with their cluster; one that did not holds the VPC and bills: cleanup finds it by
+    the cluster tag EKS puts on it, but only for a cluster of ours that is gone."""
+    world = build_aws(aws, with_foreign=False)
+    ec2 = aws.client("ec2")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+    def node(cluster: str) -> str:
+        return ec2.run_instances(ImageId=image, InstanceType="g6e.2xlarge", MinCount=1, MaxCount=1,
+                                 SubnetId=world.subnet_ids[0], TagSpecifications=[{
+                                     "ResourceType": "instance",
+                                     "Tags": [{"Key": "eks:eks-cluster-name", "Value": cluster}]}],
+                                 )["Instances"][0]["InstanceId"]
+
+    ours, theirs = node("demo"), node("their-cluster")
+    owned = OwnedAws("us-east-1", aws)
+    ledger = [c.Ref(c.CLUSTER, "demo")]
+    # While the cluster exists its nodes are its own business (the NodePool's cost counts them).
+    assert _found(_discover(aws, ledger=ledger), c.INSTANCE) == set()
+    owned.eks.delete_cluster(name="demo")
+    disc = _discover(aws, ledger=ledger)
+    assert _found(disc, c.INSTANCE) == {ours}
+    node_found = next(f for f in disc.found if f.ref.kind == c.INSTANCE)
+    assert node_found.cost_per_hour and node_found.cost_per_hour > 1 and "g6e.2xlarge" in node_found.detail
+    inventory = c.build_inventory("demo", [], disc)
+    cluster_step = next(s for s in c.plan_deletion(inventory) if s.step_id == c.S_CLUSTER)
+    assert [r.kind for r in cluster_step.refs] == [c.INSTANCE, c.STACK, c.STACK]  # nodes before the stacks
+    outcome = c.delete_all([i for i in cluster_step.items if i.kind == c.INSTANCE], owned, Ledger("demo"),
+                           lambda _l: None, step_id=c.S_CLUSTER, region="us-east-1", cluster="demo", timeout=30,
+                           pacing=c.Pacing(poll=0.01, backoff_start=0.01))
+    assert outcome.ok
+    assert not owned.exists(c.Ref(c.INSTANCE, ours, resource_id=ours))
+    assert owned.exists(c.Ref(c.INSTANCE, theirs, resource_id=theirs))
+    assert c.manual_command(c.Ref(c.INSTANCE, ours, resource_id=ours), "us-east-1", None) == \
+        f"aws ec2 terminate-instances --instance-ids {ours} --region us-east-1"
