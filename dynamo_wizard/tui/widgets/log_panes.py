@@ -74,8 +74,9 @@ def _for_screen(line: str) -> str:
 
 
 _PRINTABLE_ASCII_RUNS = re.compile(r"[\x20-\x7e]+")
-_CONTROL = re.compile(r"[\x00-\x1f]")
-_JOINERS = ("\u200d", "\ufe0f")  # zero-width joiner, variation selector 16: width depends on neighbours
+_CONTEXTUAL = re.compile("[\x00-\x1f\u200d\ufe0f]")
+"""Tabs and control codes (Log replaces them), and the zero-width joiner and variation selector 16, whose
+width depends on their neighbours."""
 
 
 def line_width(line: str) -> int:
@@ -87,12 +88,12 @@ def line_width(line: str) -> int:
     if line.isascii() and line.isprintable():
         return len(line)
     rest = _PRINTABLE_ASCII_RUNS.sub("", line)
-    if _CONTROL.search(rest):  # tabs, control codes: measured as Log shows them
+    if _CONTEXTUAL.search(rest):
         line = Log._process_line(line)
         rest = _PRINTABLE_ASCII_RUNS.sub("", line)
-    if any(joiner in rest for joiner in _JOINERS):
-        return cell_len(line)
-    return len(line) - len(rest) + cell_len(rest)
+        if "\u200d" in rest or "\ufe0f" in rest:
+            return cell_len(line)
+    return len(line) - len(rest) + cell_len(rest)  # cell_len caches short strings
 
 
 @dataclass
