@@ -3,14 +3,15 @@
 - Lines arrive from any thread (`LogPanes.write_line`, called by the runner's listener in its worker
   thread) into a `LogBuffer`: no Textual message per line, which would swamp the event loop at 10,000
   lines a second.
-- Every line goes straight to the step's log file on disk (the full log, whatever the screen keeps).
+- Every line goes to the step's log file on disk (the full log, whatever the screen keeps), written
+  `WRITE_BATCH_LINES` at a time and at every flush, so the producer's thread holds the GIL briefly.
 - A timer moves what accumulated into the `Log` widgets at most `FLUSHES_PER_SECOND` times a second, one
   `write_lines` per pane per flush, so the cost of rendering does not grow with the input rate. A tick
   moves at most `FLUSH_MAX_LINES` lines (the rest at the next ticks), so a burst never makes one long
   frame that keys wait behind (bench/log_pane.py: key latency under a 10,000 lines/s flood).
-- New lines are measured (for the horizontal scroll range) without rich's per-character loop for lines
-  that are plain ASCII or whose other characters were seen before (`line_width`), and a frame looks the
-  pane's style up once, not once a line.
+- Lines are measured (new ones for the horizontal scroll range, drawn ones for their strip) without
+  rich's per-character loop (`line_width`: ~10x faster on a line with one non-ASCII character), and a
+  frame looks the pane's style up once, not once a line.
 - Memory is bounded: a pane keeps `max_lines`, and lines waiting for the next flush are bounded too (the
   oldest are dropped from the screen, never from the file).
 - `Log`, not `RichLog`: plain text lines are cheap to store and render.
