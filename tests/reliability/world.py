@@ -331,7 +331,8 @@ class World:
     in_cluster_before: dict[str, Any] = field(default_factory=dict)
     in_cluster_after_reapply: dict[str, Any] = field(default_factory=dict)
     in_cluster_before_cluster_delete: dict[str, Any] = field(default_factory=dict)
-    ours_before_cluster_delete: dict[str, Any] = field(default_factory=dict)
+    ours_before_cleanup: list[str] = field(default_factory=list)
+    ours_before_cluster_delete: list[str] = field(default_factory=list)
     secret_value: str | None = None  # the HF token as the cluster's Secret holds it (the positive control)
     sandbox_occurrences: list[str] = field(default_factory=list)  # where the canary is in the sandbox's files
 
@@ -595,24 +596,34 @@ def cluster_endpoint(sandbox: SandboxHandle, name: str) -> str:
 
 
 @contextlib.contextmanager
+def world_env(world: World, mp: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process pointed at the world's sandbox, as `dynamo-wizard --sandbox` does; temporary files in the
+    world's own directory."""
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "KUBECONFIG",
+                "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        mp.delenv(var, raising=False)
+    for key, value in world.sandbox.env.items():
+        mp.setenv(key, value)
+    mp.setenv("TMPDIR", str(world.tmpdir))
+    mp.setattr(tempfile, "tempdir", str(world.tmpdir))
+    world.home.mkdir(parents=True, exist_ok=True)
+    yield
+
+
+@contextlib.contextmanager
 def build_world(root: Path) -> Iterator[World]:
+    """Build the world (all stages), then hand it out with the sandbox still running; the environment is the
+    caller's again (tests that act on the world use `world_env`)."""
     canary = make_canary()
     tmpdir = root / "tmp"
     tmpdir.mkdir(parents=True)
-    with running_sandbox(root / "sandbox", speed=SPEED) as sandbox, pytest.MonkeyPatch.context() as mp:
-        for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "KUBECONFIG",
-                    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-            mp.delenv(var, raising=False)
-        for key, value in sandbox.env.items():
-            mp.setenv(key, value)
-        mp.setenv("TMPDIR", str(tmpdir))
-        mp.setattr(tempfile, "tempdir", str(tmpdir))
-        home = Path(sandbox.env["DYNAMO_WIZARD_HOME"])
-        home.mkdir(parents=True, exist_ok=True)
-        world = World(root=root, sandbox=sandbox, canary=canary, needles=canary_needles(canary), home=home,
-                      tmpdir=tmpdir)
-        with capturing_logs(world.log_records):
+    with running_sandbox(root / "sandbox", speed=SPEED) as sandbox:
+        world = World(root=root, sandbox=sandbox, canary=canary, needles=canary_needles(canary),
+                      home=Path(sandbox.env["DYNAMO_WIZARD_HOME"]), tmpdir=tmpdir)
+        started = time.monotonic()
+        with pytest.MonkeyPatch.context() as mp, world_env(world, mp), capturing_logs(world.log_records):
             _run_world(world, mp)
+        world.notes["seconds"] = round(time.monotonic() - started, 1)
         yield world
 
 
@@ -656,6 +667,8 @@ def _run_world(world: World, mp: pytest.MonkeyPatch) -> None:
     run_cli(world, "render", ["render", str(world.plan_path), "-o", str(world.render_dir)])
     run_cli(world, "validate", ["validate", str(world.plan_path)])
     run_cli(world, "status", ["status", "--json"])
+    with world.stage("ours-before-cleanup"):
+        world.ours_before_cleanup = our_objects(world.our_cluster_endpoint, world.deployment)
     # Cleanup, stopped before the cluster by a failing `eksctl delete`, then to the end.
     sandbox.faults({"clear": True})
     sandbox.faults("fail-once=eksctl-delete")
@@ -663,7 +676,7 @@ def _run_world(world: World, mp: pytest.MonkeyPatch) -> None:
     with world.stage("before-cluster-delete"):
         world.in_cluster_before_cluster_delete = kube_fingerprints(world.our_cluster_endpoint,
                                                                    foreign_objects_for_our_cluster())
-        world.ours_before_cluster_delete = {"objects": our_objects(world.our_cluster_endpoint, world.deployment)}
+        world.ours_before_cluster_delete = our_objects(world.our_cluster_endpoint, world.deployment)
     sandbox.faults({"clear": True})
     run_cli(world, "cleanup-2", ["cleanup", "--deployment", world.deployment, "--yes"])
     run_cli(world, "status-after", ["status", "--json"])
