@@ -272,13 +272,16 @@ def test_oom_fault_kills_the_download_and_fails_the_job(offline_cluster: Offline
     job_body = _download_job("model-download")
     job_body["spec"]["backoffLimit"] = 1
     batch.create_namespaced_job("oom", job_body)
+    # read the pod while it exists: once the empty node is consolidated, pod GC removes finished pods too
+    pod = watch_until(core.list_namespaced_pod, "oom", what="an OOM-killed pod", timeout=30, predicate=lambda p: any(
+        (c.get("state") or {}).get("terminated", {}).get("reason") == "OOMKilled"
+        for c in (p.get("status") or {}).get("containerStatuses") or []))
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 137 and pod["status"]["phase"] == "Failed"
     job = watch_until(batch.list_namespaced_job, "oom", what="failed job", timeout=30,
                       predicate=lambda j: any(c["type"] == "Failed" for c in j["status"].get("conditions") or []))
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
-    assert failed["reason"] == "BackoffLimitExceeded"
-    pods = [p for p in core.list_namespaced_pod("oom").items if p.metadata.name.startswith("model-download")]
-    terminated = [p.status.container_statuses[0].state.terminated for p in pods]
-    assert terminated and all(t is not None and t.reason == "OOMKilled" and t.exit_code == 137 for t in terminated)
+    assert failed["reason"] == "BackoffLimitExceeded" and job["status"]["failed"] == 2  # backoffLimit 1: two pods
     assert offline_cluster.faults.oom_download is False  # one Job only: a re-run succeeds
 
 

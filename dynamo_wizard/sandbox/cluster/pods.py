@@ -541,6 +541,9 @@ class PodsMixin(SimBase):
                 return
             cs: dict[str, Any] = next((c for c in (pod.get("status") or {}).get("containerStatuses") or []
                                        if c["name"] == cname), {})
+            if restarted and "running" in (cs.get("state") or {}) and cs.get("ready"):
+                return  # the service restarted, not the container: a ready server just keeps running
+            restarted = False
             self.events.emit(pod, "Normal", "Created", f"Created container: {cname}", "kubelet", host=host,
                              field_path=field)
             await self.clock.sleep_for("container_start")
