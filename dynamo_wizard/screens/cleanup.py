@@ -25,6 +25,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, OptionList, Static
@@ -180,15 +181,25 @@ class CleanupScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.title = "Clean up"
-        table = self.table
+        self.set_interval(1.0, self._update_header, name="cleanup-header")
+        self._when_ready()
+
+    def _when_ready(self) -> None:
+        """Set up once the panes inside the switcher are mounted: a container's composed children can
+        arrive a refresh after the screen's own Mount."""
+        try:
+            table = self.table
+            steps, logs = self.step_list, self.log_panes
+        except NoMatches:
+            self.call_after_refresh(self._when_ready)
+            return
         table.add_column("", key="check", width=3)
         table.add_column("Kind", key="kind")
         table.add_column("Name", key="name")
         table.add_column("State", key="state")
         table.add_column("Cost", key="cost")
         table.add_column("Detail", key="detail")
-        self.monitor = RunMonitor(self, self.step_list, self.log_panes, worker_name="cleanup-runner")
-        self.set_interval(1.0, self._update_header, name="cleanup-header")
+        self.monitor = RunMonitor(self, steps, logs, worker_name="cleanup-runner")
         if self.deployment:
             self.load()
         else:

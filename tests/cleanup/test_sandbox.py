@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from textual.screen import Screen
+from textual.widgets import Static
 
 from dynamo_wizard.cloud.kube import api_client_for_cluster
 from dynamo_wizard.cloud.owned import OwnedAws
@@ -20,6 +22,9 @@ from dynamo_wizard.commands import cleanup as cmd
 from dynamo_wizard.core import cleanup as c
 from dynamo_wizard.core.ledger import Ledger
 from dynamo_wizard.sandbox.testing import SandboxHandle, running_sandbox
+from dynamo_wizard.screens.cleanup import CleanupScreen
+from dynamo_wizard.tui.app import WizardApp
+from dynamo_wizard.tui.widgets.confirm import ConfirmDialog
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "dynamo-system"
@@ -142,3 +147,46 @@ def test_status_lists_sandbox_deployments_with_what_exists(sandbox_env: SandboxH
     assert mine["costPerHour"] > 2.0  # the GPU node and the control plane
     rc, text = _cleanup("sbx-status")
     assert rc == 0, text
+
+
+class _Welcome(Screen[None]):
+    def compose(self) -> Any:
+        yield Static("welcome")
+
+
+async def test_the_wizard_app_reaches_cleanup_and_it_deletes_everything(sandbox_env: SandboxHandle,
+                                                                        tmp_path: Path) -> None:
+    """Installed in WizardApp as "cleanup" (welcome screen, command palette, after a failed run all call
+    start_cleanup): the real screen, with the product's own session and runner, against the sandbox."""
+    _apply(tmp_path, "sbx-tui")
+    app = WizardApp(screens={"welcome": _Welcome}, use_draft=False, mode="sandbox")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _until(pilot, lambda: isinstance(app.screen, _Welcome))
+        app.start_cleanup("sbx-tui")
+        await _until(pilot, lambda: isinstance(app.screen, CleanupScreen))
+        screen: Any = app.screen
+        assert app.is_screen_installed("cleanup")
+        await _until(pilot, lambda: screen.state == "listing" and screen.inventory is not None, 120)
+        assert screen.inventory.deployment == "sbx-tui" and len(screen.checked) > 15
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press(*"sbx-tui", "enter")
+        await _until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 180)
+        assert screen.state == "done", screen.result_text
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, _Welcome))
+        app.action_cleanup()  # the command palette's entry: no deployment given, so it asks which
+        await _until(pilot, lambda: isinstance(app.screen, CleanupScreen) and app.screen is not screen)
+        assert app.screen.state in ("picking", "loading")  # type: ignore[attr-defined]
+    assert OwnedAws("us-east-1").tagged_leftovers("sbx-tui") == []
+
+
+async def _until(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
