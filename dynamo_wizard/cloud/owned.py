@@ -386,8 +386,8 @@ class OwnedAws:
                     detail=ap.get("LifeCycleState", ""), aliases=(ap["AccessPointId"],), how="owner"))
         disc.checked.update({FILE_SYSTEM, MOUNT_TARGET, ACCESS_POINT})
         for sg in self.security_groups(deployment):
-            stack = _tags(sg.get("Tags")).get(CFN_STACK_TAG)
-            if stack and self._stack_live(stack, live_stacks):
+            owner_stack = _tags(sg.get("Tags")).get(CFN_STACK_TAG)
+            if owner_stack and self._stack_live(owner_stack, live_stacks):
                 continue  # part of a live stack (eksctl's control-plane group): it goes with the stack
             disc.found.append(FoundResource(Ref(SECURITY_GROUP, sg.get("GroupName", sg["GroupId"]),
                                                 resource_id=sg["GroupId"]),
@@ -662,8 +662,8 @@ class OwnedKube:
 
     def discover(self, deployment: str, ledger: list[Ref], disc: Discovery) -> None:
         owned_ns: set[str] = set()
-        for ns in self._items(self.core.list_namespace):
-            meta = self._meta(ns)
+        for ns_obj in self._items(self.core.list_namespace):
+            meta = self._meta(ns_obj)
             if ours(meta.get("labels"), deployment):
                 owned_ns.add(meta["name"])
                 disc.found.append(FoundResource(Ref(NAMESPACE, meta["name"]), how="label"))
@@ -706,9 +706,9 @@ class OwnedKube:
             if ns in owned_ns and nats and (PVC, ns, meta["name"]) not in have:
                 disc.found.append(FoundResource(Ref(PVC, meta["name"], namespace=ns), detail=_detail(PVC, pvc),
                                                 how="name-in-owned-namespace"))
-        for ns in sorted(owned_ns):
-            if self.release_exists(ns):
-                disc.found.append(FoundResource(Ref(HELM_RELEASE, self.release_name, namespace=ns),
+        for namespace in sorted(owned_ns):
+            if self.release_exists(namespace):
+                disc.found.append(FoundResource(Ref(HELM_RELEASE, self.release_name, namespace=namespace),
                                                 detail="deployed", how="name-in-owned-namespace"))
         disc.checked.update({DGD, JOB, PVC, STORAGE_CLASS, SECRET, NODEPOOL, NODECLASS, NAMESPACE, HELM_RELEASE,
                              DEPLOYMENT})
@@ -810,7 +810,8 @@ class OwnedKube:
 
 
 def _detail(kind: str, obj: dict[str, Any]) -> str:
-    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    raw_status = obj.get("status")
+    status: dict[str, Any] = raw_status if isinstance(raw_status, dict) else {}
     if kind == PVC:
         phase = status.get("phase", "")
         size = ((obj.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "")

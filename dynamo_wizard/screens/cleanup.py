@@ -25,6 +25,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
@@ -78,7 +79,7 @@ class CleanupScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("space", "toggle", "Toggle"),
+        Binding("space", "toggle_row", "Toggle"),
         Binding("a", "toggle_all", "All"),
         Binding("enter", "proceed", "Delete checked", priority=False),
         Binding("r", "reload", "Look again"),
@@ -317,7 +318,7 @@ class CleanupScreen(Screen[None]):
         row = self.table.cursor_row
         if row < 0 or row >= len(self.inventory.items):
             return None
-        key = self.table.coordinate_to_cell_key((row, 0)).row_key.value
+        key = self.table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
         return next((i for i in self.inventory.items if "|".join(i.key) == key), None)
 
     def _refresh_row(self, item: InventoryItem) -> None:
@@ -327,7 +328,7 @@ class CleanupScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         listing = self.state == "listing" and self.inventory is not None
-        if action in ("toggle", "toggle_all", "proceed"):
+        if action in ("toggle_row", "toggle_all", "proceed"):
             return listing
         if action == "reload":
             return self.state in ("listing", "done", "failed", "cancelled")
@@ -335,7 +336,7 @@ class CleanupScreen(Screen[None]):
             return self.state in ("running", "stopping", "done", "failed", "cancelled")
         return True
 
-    def action_toggle(self) -> None:
+    def action_toggle_row(self) -> None:
         item = self._item_at_cursor()
         if item is None or item.state == "gone":
             return
