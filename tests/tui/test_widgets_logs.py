@@ -251,6 +251,8 @@ def test_file_writes_are_batched_but_nothing_is_left_behind(tmp_path: Path) -> N
 async def test_pane_lines_are_drawn_as_log_draws_them(tmp_path: Path) -> None:
     from textual.widgets import Log
 
+    from dynamo_wizard.tui.widgets.log_panes import line_width
+
     app = LogApp(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         panes = app.query_one(LogPanes)
@@ -266,4 +268,30 @@ async def test_pane_lines_are_drawn_as_log_draws_them(tmp_path: Path) -> None:
         for y in range(len(lines)):
             ours = pane._render_line_strip(y, style)
             theirs = Log._render_line_strip(pane, y, style)
-            assert list(ours) == list(theirs) and ours.cell_length == theirs.cell_length, lines[y]
+            # (segment boundaries may differ; every character and its style may not)
+            assert [(char, segment.style) for segment in ours for char in segment.text] == [
+                (char, segment.style) for segment in theirs for char in segment.text], lines[y]
+            assert ours.cell_length == theirs.cell_length == line_width(pane.lines[y]), lines[y]
+
+
+async def test_a_full_pane_still_shows_the_newest_lines(tmp_path: Path) -> None:
+    # Textual's Log, once it holds max_lines and follows the end, repaints only lines past the end after
+    # a write: the screen keeps showing old lines. The panes must show the newest.
+    app = LogApp(tmp_path, max_lines=100)
+    async with app.run_test(size=(100, 30)) as pilot:
+        panes = app.query_one(LogPanes)
+        panes.start_step("cluster", "Create the EKS cluster")
+        pane = panes.pane("cluster")
+        assert pane is not None
+        for batch in range(5):
+            last = f"flood line {(batch + 1) * 150 - 1}"
+            for i in range(batch * 150, (batch + 1) * 150):
+                panes.write_line("cluster", f"flood line {i}")
+
+            def arrived(last: str = last) -> bool:
+                return pane.line_count > 0 and pane.lines[-1] == last
+
+            await wait_until(pilot, arrived)
+            await pilot.pause()
+            screen = app.export_screenshot().replace("&#160;", " ")
+            assert last in screen, f"batch {batch}: the screen is stale"

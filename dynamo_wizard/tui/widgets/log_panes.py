@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -75,6 +76,7 @@ def _for_screen(line: str) -> str:
 
 
 _PRINTABLE_ASCII_RUNS = re.compile(r"[\x20-\x7e]+")
+_NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 _CONTEXTUAL = re.compile("[\x00-\x1f\u200d\ufe0f]")
 """Tabs and control codes (Log replaces them), and the zero-width joiner and variation selector 16, whose
 width depends on their neighbours."""
@@ -279,13 +281,20 @@ class StepLogPane(Log):
 
     def _render_line_strip(self, y: int, rich_style: Style) -> Strip:
         # Log measures each line it draws with rich's cell_len, a Python loop over the characters of any
-        # line that is not pure ASCII (~20 µs, every line of every frame while the log scrolls).
+        # line that is not pure ASCII (~20 µs, every line of every frame while the log scrolls); and the
+        # screen measures the line's segment again each frame when it cuts lines into its regions. Here
+        # the line is measured once, and its non-ASCII characters get segments of their own, so the
+        # long ASCII runs take rich's fast path and the rest hits its cache.
         if self.text_selection is not None or self.highlight:
             return super()._render_line_strip(y, rich_style)
         line = self._process_line(self._lines[y])
         text = Text(line, no_wrap=True)
         text.stylize(rich_style)
-        return Strip(text.render(self.app.console), line_width(line))
+        segments = list(text.render(self.app.console))
+        if len(segments) == 1 and not line.isascii():
+            (segment,) = segments
+            segments = [Segment(run, segment.style) for run in _NON_ASCII_RUN.split(line) if run]
+        return Strip(segments, line_width(line))
 
     _frame_style: Style | None = None
 
