@@ -123,6 +123,29 @@ def _check(plan: Plan, catalog: Catalog, out: TextIO) -> None:
         print(redact(f"warning: {warning}"), file=out)
 
 
+def _check_reservations(plan: Plan, catalog: Catalog, out: TextIO) -> None:
+    """A plan pinned to reservations is checked against the region before anything is created: a wrong
+    id, type or zone would otherwise only show as a reserved NodeClass that never matches."""
+    if plan.reservation is None:
+        return
+    from datetime import UTC, datetime
+
+    from ..cloud.aws import AwsDiscovery
+    from ..core import rules
+
+    found, notes = AwsDiscovery(refresh=True).reservations(plan.region)
+    for note in notes:
+        print(redact(f"warning: {note}"), file=out)
+    if notes and not found:
+        return  # could not look (the notes say why); the reserved-capacity step still waits with a timeout
+    problems = rules.check_reservations(plan, found, datetime.now(UTC), catalog)
+    errors = rules.errors(problems)
+    if errors:
+        raise PlanError(errors)
+    for warning in rules.warnings(problems):
+        print(redact(f"warning: {warning}"), file=out)
+
+
 def cost_line(plan: Plan, catalog: Catalog) -> str:
     from ..core.pricing import format_cost, hourly_cost
 
@@ -207,6 +230,7 @@ def run(args: argparse.Namespace, *, inp: TextIO | None = None, out: TextIO | No
     plan = load_plan(args.plan)
     catalog = load_catalog()
     _check(plan, catalog, out)
+    _check_reservations(plan, catalog, out)
     interactive = bool(getattr(inp, "isatty", lambda: False)())
     if not getattr(args, "yes", False):
         if not interactive:
