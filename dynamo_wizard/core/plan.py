@@ -423,19 +423,19 @@ def _problems(err: ValidationError) -> list[Problem]:
 MAX_PLAN_VALUES = 10_000
 
 
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
 def _too_many_values(data: Any) -> bool:
     stack: list[Any] = [data]
-    count = 0
+    count = 1
     while stack:
         node = stack.pop()
-        count += 1
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        count += len(children)
         if count > MAX_PLAN_VALUES:
             return True
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple, set, frozenset)):
-            stack.extend(node)
+        stack.extend(c for c in children if isinstance(c, _CONTAINERS))
     return False
 
 

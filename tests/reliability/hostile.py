@@ -44,8 +44,9 @@ EXAMPLES = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorte
 
 try:
     _FAST_LOADER: Any = yaml.CSafeLoader
+    _FAST_DUMPER: Any = yaml.CSafeDumper
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _FAST_LOADER = yaml.SafeLoader
+    _FAST_LOADER, _FAST_DUMPER = yaml.SafeLoader, yaml.SafeDumper
 
 # A message line may be long enough to say what is wrong, never a dump of the input.
 MAX_PROBLEM_LINE = 1000
@@ -265,6 +266,34 @@ class Gen:
             return copy.deepcopy(self.r.choice(list(EXAMPLES.values())))
         return self.plausible_plan()
 
+    def in_range_value(self, path: tuple[str, ...]) -> tuple[bool, Any]:
+        """(True, a value the format allows at `path`, often at the edge of its range), or (False, None)."""
+        r = self.r
+        hex17 = "".join(r.choice("0123456789abcdef") for _ in range(r.choice((8, 17))))
+        values: dict[tuple[str, ...], Callable[[], Any]] = {
+            ("deployment",): self.name,
+            ("cluster", "name"): lambda: r.choice(string.ascii_letters) + "".join(
+                r.choice(string.ascii_letters + string.digits + "-") for _ in range(r.choice((0, 5, 99)))),
+            ("cluster", "kubernetesVersion"): lambda: r.choice(("1.29", "1.30", "1.31", "1.32", "1.33", "1.34",
+                                                               "1.35", "1.99", "1.10", 1.34)),
+            ("serving", "graphName"): self.name,
+            ("serving", "worker", "replicas"): lambda: r.choice((1, 2, 63, 64)),
+            ("serving", "prefill", "replicas"): lambda: r.choice((1, 2, 63, 64)),
+            ("serving", "privileged"): lambda: r.random() < 0.5,
+            ("dynamo", "namespace"): lambda: r.choice(("a", "x" * 63, "team-7", "0ns", self.name())),
+            ("dynamo", "release"): lambda: r.choice(("1.0.0", "1.0.1", "1.1.0", "0.9.9")),
+            ("storage", "downloadMemory"): lambda: r.choice((None, "1Mi", "999999Mi", "1Gi", "64Gi", "999999Gi")),
+            ("storage", "efs"): lambda: r.random() < 0.5,
+            ("storage", "xetHighPerformance"): lambda: r.random() < 0.5,
+            ("reservation",): lambda: {"ids": [f"cr-{hex17}"], "fallback": r.choice(("none", "on-demand",
+                                                                                      "on-demand-and-spot"))},
+            ("reservation", "tags"): lambda: {r.choice(("team", "a" * 128, "k:8s/x=y", "@+-.")):
+                                              r.choice(("", "x" * 256, "a b c", "ü", "=/:+-@"))},
+            ("gpu", "capacityTypes"): lambda: r.choice((["on-demand"], ["spot"], ["spot", "on-demand"])),
+        }
+        make = values.get(path)
+        return (True, make()) if make is not None else (False, None)
+
     def mutate(self, data: dict[str, Any]) -> dict[str, Any]:
         r = self.r
         for _ in range(r.randint(1, 3)):
@@ -291,18 +320,47 @@ class Gen:
             return self.value()  # type: ignore[no-any-return]  # the whole plan replaced by anything
         return data
 
+    IN_RANGE_PATHS: tuple[tuple[str, ...], ...] = (
+        ("deployment",), ("cluster", "name"), ("cluster", "kubernetesVersion"), ("serving", "graphName"),
+        ("serving", "worker", "replicas"), ("serving", "prefill", "replicas"), ("serving", "privileged"),
+        ("dynamo", "namespace"), ("dynamo", "release"), ("storage", "downloadMemory"), ("storage", "efs"),
+        ("storage", "xetHighPerformance"), ("reservation",), ("reservation", "tags"), ("gpu", "capacityTypes"))
+
+    def in_range(self, data: dict[str, Any]) -> dict[str, Any]:
+        """1 to 3 values changed within the format's ranges, often to their edges: the plan stays valid (or
+        meets a rule), so these render, each one different."""
+        for _ in range(self.r.randint(1, 3)):
+            path = self.r.choice(self.IN_RANGE_PATHS)
+            _, value = self.in_range_value(path)
+            if path[:2] == ("serving", "worker") and data.get("serving", {}).get("mode") != "agg":
+                continue
+            if path[:2] == ("serving", "prefill") and data.get("serving", {}).get("mode") == "agg":
+                continue
+            node = data
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+        return data
+
     def plan_dict(self) -> Any:
-        """A mapping for plan_from_dict: 10% untouched (mostly valid: renders), 90% mutated."""
+        """A mapping for plan_from_dict: 5% untouched, 12% changed within range (these mostly render, each
+        different), 83% mutated with hostile values."""
         data = self.base_plan()
-        return data if self.r.random() < 0.1 else self.mutate(data)
+        pick = self.r.random()
+        if pick < 0.05:
+            return data
+        if pick < 0.17:
+            return self.in_range(data)
+        return self.mutate(data)
 
     # -- texts -------------------------------------------------------------------------------------
 
     def dump(self, data: Any) -> str:
         r = self.r
         try:
-            return yaml.safe_dump(data, allow_unicode=r.random() < 0.5, default_flow_style=r.choice((None, True, False)),
-                                  sort_keys=r.random() < 0.3, width=r.choice((80, 10_000)))
+            return yaml.dump(data, Dumper=_FAST_DUMPER, allow_unicode=r.random() < 0.5,
+                             default_flow_style=r.choice((None, True, False)), sort_keys=r.random() < 0.3,
+                             width=r.choice((80, 10_000)))
         except (yaml.YAMLError, ValueError, RecursionError, TypeError):
             return "{}"  # not representable as YAML (a 5,000-digit int, a self-reference): the texts cover those
 
@@ -392,7 +450,7 @@ class Gen:
     def answers(self) -> Answers:
         """Answers as the TUI can produce them: defaults, a plan's answers, then a few fields typed badly."""
         r = self.r
-        if r.random() < 0.3:
+        if r.random() < 0.12:
             try:
                 base = Answers.from_plan(plan_from_dict(self.plausible_plan()))
             except PlanError:
@@ -400,8 +458,24 @@ class Gen:
         else:
             base = Answers()
         changes: dict[str, Any] = {}
+        if r.random() < 0.2:  # in range, as the screens offer: the answers make a plan (or meet a rule)
+            itype = r.choice(sorted(CATALOG.instance_types))
+            in_range: dict[str, Callable[[], Any]] = {
+                "deployment": self.name, "replicas": lambda: r.randint(1, 64),
+                "prefill_replicas": lambda: r.randint(1, 64), "decode_replicas": lambda: r.randint(1, 64),
+                "worker_gpus": lambda: r.choice((1, 2, 4, 8)), "privileged": lambda: r.random() < 0.5,
+                "mode": lambda: r.choice(("agg", "disagg-efa", "disagg-tcp")),
+                "model": lambda: r.choice(sorted(CATALOG.models)),
+                "namespace": lambda: r.choice(("a", "x" * 63, self.name())),
+                "capacity_types": lambda: r.choice((["on-demand"], ["spot"], ["on-demand", "spot"])),
+                "instance_type": lambda: itype, "families": lambda: [itype.split(".")[0]],
+                "region": lambda: r.choice(("us-east-1", "us-west-2", "eu-west-1")),
+            }
+            for name in r.sample(sorted(in_range), r.randint(1, 4)):
+                changes[name] = in_range[name]()
+            return dataclasses.replace(base.copy(), **changes)
         fields = list(vars(base))
-        for _ in range(r.choice((0, 1, 1, 2, 2, 3))):
+        for _ in range(r.choice((0, 1, 2, 2, 3, 3))):
             name = r.choice(fields)
             if name == "capacity":
                 changes[name] = r.choice(("none", "ids", "tags"))
@@ -488,6 +562,7 @@ class Pipeline:
     """Runs inputs through the product and checks the property; counts outcomes."""
 
     schemas: Path = SHARED
+    revalidate: bool = False  # validate the documents read back once more (the render command's files are)
     outcomes: Counter[str] = field(default_factory=Counter)
     _validated: set[str] = field(default_factory=set)
     _plans: dict[str, str] = field(default_factory=dict)
@@ -520,7 +595,7 @@ class Pipeline:
         except PlanError as err:
             check_problem_lines(err.lines(), where)
             return "rejected: plan"
-        key = plan.to_yaml()
+        key = plan.model_dump_json()
         if key in self._plans:  # the same plan again (render_and_check is deterministic): the same verdict
             return self._plans[key]
         outcome = self._render(plan, where)
@@ -568,7 +643,14 @@ class Pipeline:
             if loaded != rendered.get(name):
                 raise PropertyFailure(f"{where}: {name} as written does not read back as what was rendered")
             docs += [(name, d) for d in loaded]
-        self.validate(docs, plan.cluster.kubernetes_version, where)
+        # The files read back equal what render_and_check validated; that it validated against the upstream
+        # schemas (not only the core kinds) is in its coverage. The render command's files are validated again,
+        # read back from disk (test_render_command_writes_a_full_valid_set_or_nothing).
+        ran = " ".join(checked.coverage.ran)
+        if "eksctl ClusterConfig against" not in ran or "DynamoGraphDeployment" not in ran:
+            raise PropertyFailure(f"{where}: rendered without the upstream schemas: {checked.coverage.ran}")
+        if self.revalidate:
+            self.validate(docs, plan.cluster.kubernetes_version, where)
 
     def validate(self, docs: list[tuple[str, Any]], version: str, where: str) -> None:
         """validate_documents on every document not validated before (identical documents validate the same);
