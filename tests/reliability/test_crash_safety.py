@@ -116,7 +116,7 @@ def _ledger_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str,
-              exited: Callable[[], bool] | None = None) -> bool:
+              exited: Callable[[], bool] | None = None, every: float = 0.01) -> bool:
     """Poll `condition` against a deadline; False when `exited()` says the process it waits on ended first."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -124,8 +124,16 @@ def _wait_for(condition: Callable[[], bool], timeout: float, what: str,
             return condition()
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)  # between polls of a file or the sandbox's status, against the deadline above
+        time.sleep(every)  # between polls of a file or the sandbox's status, against the deadline above
     return True
+
+
+def _line_count(path: Path) -> int:
+    """Complete lines in the ledger (cheap enough to ask a hundred times a second)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def _settle(handle: SandboxHandle, timeout: float = 60.0, quiet_for: float = 1.0) -> None:
@@ -144,16 +152,26 @@ def _settle(handle: SandboxHandle, timeout: float = 60.0, quiet_for: float = 1.0
             quiet_since.append(now)
         return now - quiet_since[0] >= quiet_for
 
-    _wait_for(quiet, timeout, "the sandbox's tools to finish")
+    _wait_for(quiet, timeout, "the sandbox's tools to finish", every=0.05)
 
 
 # --------------------------------------------------------------------------------------------------
 # Processes forked from the warm forkserver (top-level functions: the forkserver imports them by name)
 
 
+def _name_process(name: str) -> None:
+    """What `ps` shows for a forked process (they all look like the forkserver otherwise)."""
+    try:
+        with open("/proc/self/comm", "w", encoding="ascii") as f:
+            f.write(name[:15])
+    except OSError:
+        pass
+
+
 def _child_cli(env: dict[str, str], argv: list[str], log_path: str, cwd: str) -> None:
     """A `dynamo-wizard …` process: its own process group (killed whole), its own environment."""
     os.setsid()
+    _name_process(f"dw-{argv[0]}")
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -179,7 +197,10 @@ def _child_cli(env: dict[str, str], argv: list[str], log_path: str, cwd: str) ->
 def _child_sandbox(directory: str, speed: float) -> None:
     """The sandbox service, as `python -m dynamo_wizard.sandbox.service` would run (detached, own session)."""
     os.setsid()
+    _name_process("dw-sandbox")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "DYNAMO_WIZARD_HOME"}
+    # Its start-up warm-up loads what the forkserver already holds (moto's data, botocore's models).
+    env["DYNAMO_WIZARD_SANDBOX_WARMUP"] = os.environ.get("DYNAMO_WIZARD_CRASH_SANDBOX_WARMUP", "0")
     os.environ.clear()
     os.environ.update(env)
     os.chdir(directory)
@@ -267,7 +288,7 @@ def forked_sandbox(directory: Path, speed: float = SPEED) -> Iterator[SandboxHan
     proc.start()
     try:
         _wait_for(lambda: sandbox_client.running(directory) is not None, 60, "the sandbox service",
-                  exited=lambda: proc.exitcode is not None)
+                  exited=lambda: proc.exitcode is not None, every=0.02)
         info = sandbox_client.running(directory)
         assert info is not None, f"the sandbox service ended (exit {proc.exitcode}); see {directory}/service.log"
         yield SandboxHandle(directory, info, sandbox_client.env(directory, info))
@@ -356,7 +377,7 @@ def crash_and_follow(base: Path, index: int, point: tuple[int, float], follow: s
         ledger = _ledger_path(handle)
         proc = start_cli(env, ["apply", str(plan_path), "--yes"], work, work / "apply-killed.log")
         try:
-            reached = _wait_for(lambda: len(_ledger_lines(ledger)) >= lines_wanted, 120, "the kill point",
+            reached = _wait_for(lambda: _line_count(ledger) >= lines_wanted, 120, "the kill point",
                                 exited=lambda: proc.exitcode is not None)
             if reached and extra:
                 proc.join(extra)  # land inside the work that follows the line
