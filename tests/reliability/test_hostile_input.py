@@ -80,7 +80,8 @@ def run_examples(kind: str, count: int, make: Callable[[Gen], Any], check: Calla
 
 
 def _summary(pipeline: Pipeline) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in sorted(pipeline.outcomes.items()))
+    return ", ".join(f"{k}: {v}" for k, v in sorted(pipeline.outcomes.items())) + \
+        f"; distinct plans rendered: {pipeline.distinct_rendered}"
 
 
 def test_example_counts() -> None:
@@ -94,6 +95,7 @@ def test_plan_texts_never_traceback_or_render_invalid_files(pipeline: Pipeline) 
     assert ran == N_TEXTS == sum(pipeline.outcomes.values()) - before
     # The generator must reach every outcome, or the property is not being exercised.
     assert pipeline.outcomes["rejected: plan"] > 0 and pipeline.outcomes["rendered"] > 0, _summary(pipeline)
+    print(f"figures hostile, after the texts (cumulative): {_summary(pipeline)}")
 
 
 def test_plan_structures_never_traceback_or_render_invalid_files(pipeline: Pipeline) -> None:
@@ -104,6 +106,7 @@ def test_plan_structures_never_traceback_or_render_invalid_files(pipeline: Pipel
     gained = {k: v - before.get(k, 0) for k, v in pipeline.outcomes.items()}
     assert gained.get("rejected: plan", 0) > 0 and gained.get("rendered", 0) > 50, gained
     assert gained.get("rejected: rules", 0) > 0, gained
+    print(f"figures hostile, after the structures (cumulative): {_summary(pipeline)}")
 
 
 def test_answers_never_traceback_and_the_draft_reads_back(pipeline: Pipeline) -> None:
@@ -128,6 +131,7 @@ def test_answers_never_traceback_and_the_draft_reads_back(pipeline: Pipeline) ->
     assert ran == N_ANSWERS
     gained = {k: v - before.get(k, 0) for k, v in pipeline.outcomes.items()}
     assert gained.get("rejected: plan", 0) > 0 and gained.get("rendered", 0) > 50, gained
+    print(f"figures hostile, after the answers (cumulative): {_summary(pipeline)}")
 
 
 # ---------------------------------------------------------------------------------------------------

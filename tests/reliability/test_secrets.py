@@ -36,6 +36,11 @@ def test_no_file_the_wizard_writes_holds_the_canary(canary_world: World) -> None
     for root in (w.home, w.export_dir, w.render_dir, w.tmpdir):
         leaks.update(_scan_tree(root, w.needles))
     assert not leaks, f"the canary is in files the wizard wrote: {leaks}"
+    scanned = sum(1 for root in (w.home, w.export_dir, w.render_dir, w.tmpdir) for p in root.rglob("*") if p.is_file())
+    sandbox_files = sum(1 for p in w.sandbox.directory.rglob("*") if p.is_file())
+    print(f"figures secrets: {scanned} files of the wizard's and {sandbox_files} of the sandbox's scanned; "
+          f"{len(w.screenshots)} screen captures; {len(w.log_records)} log records; {len(w.captures)} CLI runs; "
+          f"world built in {w.notes.get('seconds')} s")
 
 
 def test_the_sandbox_holds_the_canary_only_in_the_clusters_secret(canary_world: World) -> None:

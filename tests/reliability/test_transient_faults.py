@@ -136,6 +136,7 @@ def test_apply_succeeds_through_throttling_a_dropped_watch_and_a_failed_call(fau
     assert throttled >= max(3, int(run.aws_calls * THROTTLED_SHARE * 0.4)), (throttled, run.aws_calls)
     assert f"fail-once={FAILING_CALL}" in run.fired, run.fired
     assert "drop-watch" in run.fired, run.fired
+    print(f"figures transient: {throttled} of {run.aws_calls} AWS calls throttled; fired: {sorted(set(run.fired))}")
 
 
 def test_the_pod_watch_recovers_from_the_dropped_stream(faulty_run: FaultyRun) -> None:
