@@ -581,9 +581,9 @@ class Pipeline:
             render_and_check(plan_from_dict(data), CATALOG, self.schemas)
 
     def run(self, load: Callable[[], Plan], where: str) -> str:
-        started = time.process_time()
+        started = time.thread_time()  # this thread's CPU: neither machine load nor other threads count
         outcome = self._run(load, where)
-        elapsed = time.process_time() - started
+        elapsed = time.thread_time() - started
         if elapsed > MAX_CPU_SECONDS_PER_INPUT:
             raise PropertyFailure(f"{where}: took {elapsed:.1f} CPU seconds to answer ({outcome})")
         self.outcomes[outcome] += 1

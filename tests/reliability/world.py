@@ -339,7 +339,7 @@ class World:
     def capture(self, name: str) -> Capture:
         return next(c for c in self.captures if c.what == name)
 
-    def stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str) -> contextlib.AbstractContextManager[None]:
         return _stage(self, name)
 
 
@@ -438,19 +438,25 @@ async def drive_tui(world: World) -> None:
                 return
         raise AssertionError("the wizard's workers kept starting")
 
+    def on(step: str) -> Callable[[], bool]:
+        return lambda: getattr(app.screen, "step", None) == step
+
+    def left(step: str) -> Callable[[], bool]:
+        return lambda: getattr(app.screen, "step", None) != step
+
     order = ["welcome", "region", "families", "capacity", "serving", "review"]
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: getattr(app.screen, "step", None) == "welcome", "the welcome screen")
         await settle(pilot)
         for step in order[:-1]:
-            await until(pilot, lambda s=step: getattr(app.screen, "step", None) == s, f"the {step} screen")
+            await until(pilot, on(step), f"the {step} screen")
             await settle(pilot)
             if step == "serving":
                 app.screen.query_one("#hf-token").value = world.canary  # type: ignore[attr-defined]
                 await pilot.pause()
             shot(step)
             await pilot.press("enter")
-            await until(pilot, lambda s=step: getattr(app.screen, "step", None) != s, f"leaving {step}")
+            await until(pilot, left(step), f"leaving {step}")
         await until(pilot, lambda: getattr(app.screen, "step", None) == "review", "the review screen")
         await settle(pilot)
         review: Any = app.screen
