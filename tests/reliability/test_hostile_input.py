@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -343,3 +344,55 @@ def test_plan_answers_front_end_writes_a_valid_plan_or_nothing(tmp_path: Path,
     ran = run_examples("answers-file", N_ANSWERS_FILES, make, check)
     assert ran == N_ANSWERS_FILES
     assert valid_written >= 30, valid_written  # unmutated answers files must give a plan
+
+
+ANSWERS_BASE = {"planOnly": True, "deployment": "demo", "region": "us-east-1", "instanceType": "g6e.2xlarge",
+                "families": [], "capacity": "none", "capacityTypes": "on-demand,spot", "mode": "agg",
+                "model": "Qwen/Qwen3-0.6B", "replicas": 1}
+
+
+def _answers(**changes: Any) -> str:
+    """A complete plan-only answers file with some answers changed (so the hostile one is the one reached)."""
+    return yaml.safe_dump({**ANSWERS_BASE, **changes}, allow_unicode=True, width=100_000)
+
+
+HOSTILE_ANSWERS_FILES: dict[str, Callable[[], str]] = {
+    "a 3,000-character region": lambda: _answers(region="x" * 3000),
+    "a 3,000-character unknown answer": lambda: _answers(**{"k" * 3000: 1}),
+    "an escape sequence in the deployment": lambda: _answers(deployment="demo\x1b[2J\x1b[31m"),
+    "a newline in the model": lambda: _answers(model="Qwen/Qwen3-0.6B\nkind: Secret"),
+    "billion laughs": lambda: _bomb_yaml(9, "families").replace("apiVersion", "x-apiVersion"),
+    "a 5,000-digit replica count": lambda: _answers().replace("replicas: 1", "replicas: " + "9" * 5000),
+    "a list instead of a mapping": lambda: "- planOnly\n- true\n",
+}
+UNBOUNDED_ECHO = pytest.mark.xfail(strict=True, reason="commands/plan_prompts.py echoes an answer whole in its "
+                                                       "error ({value!r}, {unknown[0]!r}): a 3,000-character line")
+
+
+TRACEBACK_ON_HUGE_INT = pytest.mark.xfail(strict=True, reason="commands/plan_prompts.py load_answers lets the "
+                                                              "ValueError of a 5,000-digit YAML int out: a traceback")
+KNOWN = {"a 3,000-character region": UNBOUNDED_ECHO, "a 3,000-character unknown answer": UNBOUNDED_ECHO,
+         "a 5,000-digit replica count": TRACEBACK_ON_HUGE_INT}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=KNOWN[n]) if n in KNOWN else n
+                                  for n in sorted(HOSTILE_ANSWERS_FILES)])
+def test_classic_hostile_answers_files_get_a_prompt_clear_answer(name: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        importlib.import_module("dynamo_wizard.commands.plan_prompts")
+    except ModuleNotFoundError:
+        pytest.skip("dynamo_wizard.commands.plan_prompts (`dynamo-wizard plan --answers FILE`) has not landed")
+    from dynamo_wizard.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    answers_file = tmp_path / "answers.yaml"
+    answers_file.write_text(HOSTILE_ANSWERS_FILES[name](), encoding="utf-8")
+    out = tmp_path / "plan.yaml"
+    started = time.thread_time()
+    with _captured() as (_, stderr):
+        code = main(["plan", "--answers", str(answers_file), "-o", str(out)])
+    assert time.thread_time() - started < 2.0
+    assert code != 0 and not out.exists()
+    check_problem_lines([line.removeprefix("error: ") for line in stderr.getvalue().splitlines() if line.strip()],
+                        name)
