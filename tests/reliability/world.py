@@ -184,10 +184,13 @@ def kube_fingerprint(obj: dict[str, Any] | None) -> dict[str, Any] | None:
     if obj is None:
         return None
     meta = obj.get("metadata") or {}
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and obj.get("kind") == "PersistentVolumeClaim":
+        spec = {k: v for k, v in spec.items() if k != "volumeName"}  # set by the binder when it binds
     return {
         "uid": meta.get("uid"), "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {},
         "finalizers": meta.get("finalizers") or [], "deleting": bool(meta.get("deletionTimestamp")),
-        **{k: obj.get(k) for k in ("spec", "data", "stringData", "provisioner", "parameters", "type")},
+        "spec": spec, **{k: obj.get(k) for k in ("data", "stringData", "provisioner", "parameters", "type")},
     }
 
 
