@@ -545,6 +545,13 @@ class _Provision:
             ctx.created(SECURITY_GROUP, sg_name, sg.id, vpcId=vpc_id)
             ctx.log(f"created security group {sg.id} ({sg_name}) in {vpc_id}")
         else:
+            if sg.tags.get(mf.TAG_DEPLOYMENT) != plan.deployment:
+                # Ours are tagged at creation (atomically), so an untagged one is someone else's: never touch it.
+                raise StepError(
+                    f"security group {sg.id} named {sg_name} in {vpc_id} was not made by dynamo-wizard for "
+                    f"{plan.deployment}; it is left as it is",
+                    f"rename or delete that group if it is not needed (aws ec2 delete-security-group --group-id "
+                    f"{sg.id} --region {plan.region}), then run the same command again to resume")
             if not self.known(ctx, SECURITY_GROUP, sg_name):
                 ctx.adopted(SECURITY_GROUP, sg_name, sg.id, vpcId=vpc_id)
             ctx.log(f"security group {sg.id} ({sg_name}) is already there")

@@ -122,9 +122,6 @@ def test_apply_refuses_a_cluster_that_is_not_the_wizards_and_cleanup_leaves_it(
     assert calls == [], f"eksctl was run on the foreign cluster: {calls}"
 
 
-@pytest.mark.xfail(strict=True, reason="the EFS step adopts any security group named dynamo-efs-sg in the cluster's "
-                                       "VPC (cloud/aws_ops.find_security_group checks no tag) and adds its NFS rule "
-                                       "to it; remove this mark when a foreign group is left alone")
 def test_a_foreign_security_group_with_the_wizards_name_in_its_vpc_is_not_modified(
         canary_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """Someone else's `dynamo-efs-sg` inside the deployment's own VPC (made between eksctl and the EFS step, or by
@@ -164,6 +161,7 @@ def test_a_foreign_security_group_with_the_wizards_name_in_its_vpc_is_not_modifi
         cleaned = run_cli(w, "sg-trap-cleanup", ["cleanup", "--deployment", name, "--yes"])
         left = ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [foreign_sg]}])["SecurityGroups"]
     assert report.status(S_CLUSTER) in ("done", "skipped"), report
+    assert report.status(S_EFS) == "failed", report  # refused with the group's id and what to do
     assert cleaned.code == 0, cleaned.stdout[-1500:]
     assert left, "cleanup deleted a security group that is not the wizard's"
     for field in ("IpPermissions", "Tags", "GroupName", "VpcId"):
