@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from typing import Any
 import pytest
 
 from dynamo_wizard.sandbox import client as sandbox_client
-from dynamo_wizard.sandbox.testing import SandboxHandle, running_sandbox
+from dynamo_wizard.sandbox.testing import SandboxHandle
 
 PRELOAD = ["dynamo_wizard.cli", "dynamo_wizard.commands.apply", "dynamo_wizard.commands.cleanup",
            "dynamo_wizard.cloud.backends", "dynamo_wizard.cloud.owned", "dynamo_wizard.cloud.kube",
@@ -69,7 +68,7 @@ storage: {{efs: true, downloadMemory: null}}
 """
 
 
-def kill_points(count: int = 32) -> list[tuple[int, float]]:
+def kill_points(count: int = int(os.environ.get("DYNAMO_WIZARD_CRASH_POINTS", "30"))) -> list[tuple[int, float]]:
     """(ledger lines to wait for, extra seconds) spread from before the first line to the last steps."""
     points = []
     for i in range(count):
@@ -313,12 +312,6 @@ def run_cli(env: dict[str, str], argv: list[str], cwd: Path, log: Path, timeout:
     return int(proc.exitcode), log.read_text(encoding="utf-8", errors="replace")
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180.0) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", "dynamo_wizard", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
 # --------------------------------------------------------------------------------------------------
 # What exists in the sandbox's AWS
 
@@ -429,11 +422,20 @@ def crash_and_follow(base: Path, index: int, point: tuple[int, float], follow: s
     return outcome
 
 
-def _run_all(tmp_path: Path, follow: str) -> list[Outcome]:
+@pytest.fixture(scope="module")
+def crash_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Outcome]]:
+    """Every kill point, once followed by cleanup and once by apply, each in its own fresh sandbox; all runs
+    share one pool (a few at a time) so the machine stays busy to the end."""
+    base = tmp_path_factory.mktemp("crash")
     points = kill_points()
+    forkserver()
+    jobs = [(i, p, follow) for i, p in enumerate(points) for follow in ("cleanup", "apply")]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        futures = [pool.submit(crash_and_follow, tmp_path, i, p, follow) for i, p in enumerate(points)]
-        return [f.result() for f in futures]
+        futures = [(follow, pool.submit(crash_and_follow, base, i, p, follow)) for i, p, follow in jobs]
+        outcomes: dict[str, list[Outcome]] = {"cleanup": [], "apply": []}
+        for follow, future in futures:
+            outcomes[follow].append(future.result())
+    return outcomes
 
 
 def _report(outcomes: list[Outcome]) -> str:
@@ -455,28 +457,29 @@ def _check_spread(outcomes: list[Outcome]) -> None:
     assert len(distinct) >= 15, f"kill points bunched at ledger lines {sorted(distinct)}"
 
 
-@pytest.mark.timeout(600)
-def test_apply_killed_anywhere_then_cleanup_leaves_nothing_tagged(tmp_path: Path) -> None:
-    outcomes = _run_all(tmp_path, "cleanup")
+@pytest.mark.timeout(900)
+def test_apply_killed_anywhere_then_cleanup_leaves_nothing_tagged(crash_outcomes: dict[str, list[Outcome]]) -> None:
+    outcomes = crash_outcomes["cleanup"]
     _check_spread(outcomes)
     assert not any(o.problems for o in outcomes), _report(outcomes)
 
 
-@pytest.mark.timeout(600)
-def test_apply_killed_anywhere_then_apply_again_creates_nothing_twice(tmp_path: Path) -> None:
-    outcomes = _run_all(tmp_path, "apply")
+@pytest.mark.timeout(900)
+def test_apply_killed_anywhere_then_apply_again_creates_nothing_twice(crash_outcomes: dict[str, list[Outcome]]
+                                                                      ) -> None:
+    outcomes = crash_outcomes["apply"]
     _check_spread(outcomes)
     assert not any(o.problems for o in outcomes), _report(outcomes)
 
 
 def test_the_kill_points_cover_the_whole_apply(tmp_path: Path) -> None:
-    """The reference the spread is built on: a complete apply writes FULL_APPLY_LINES ledger lines."""
-    with running_sandbox(tmp_path / "sandbox", speed=SPEED) as handle:
-        plan_path = tmp_path / "plan.yaml"
-        plan_path.write_text(PLAN, encoding="utf-8")
-        rc, out = _run(["apply", str(plan_path), "--yes"], _env(handle), tmp_path)
+    """The reference the spread is built on: a complete apply writes about FULL_APPLY_LINES ledger lines."""
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(PLAN, encoding="utf-8")
+    with forked_sandbox(tmp_path / "sandbox") as handle:
+        rc, out = run_cli(_env(handle), ["apply", str(plan_path), "--yes"], tmp_path, tmp_path / "apply.log")
         assert rc == 0, out[-3000:]
-        full = len(_ledger_lines(_ledger_path(handle)))
+        full = _line_count(_ledger_path(handle))
     points = kill_points()
     # Every kill point falls inside a complete run, and they reach its last steps.
     assert len(points) >= 30 and points[0][0] == 0
