@@ -259,6 +259,8 @@ def run_cleanup(args: argparse.Namespace, *, backend_factory: BackendFactory | N
             return 1
     runner = session.runner()
     runner.add_listener(LinePrinter(out))
+    print(f"Logs: {runner.log_dir}  ·  ledger: {session.ledger.path}", file=out)
+    print("Ctrl-C stops at the next safe point; the same command again finishes the cleanup.", file=out, flush=True)
     report = runner.run()  # Ctrl-C here cancels at a safe point (the runner catches it)
     if not report.ok:
         for step in report.failed():
