@@ -145,9 +145,9 @@ class PlainWizard:
             match = next((o for o in options if o.value == value), None)
             if match is None:
                 known = ", ".join(o.value for o in options if not o.disabled)[:300]
-                raise AnswerError(f"{key}: {value!r} is not one of the options", f"use one of: {known}")
+                raise AnswerError(f"{key}: {_brief(repr(value))} is not one of the options", f"use one of: {known}")
             if match.disabled:
-                raise AnswerError(f"{key}: {value!r} cannot be used: {match.disabled}", "choose another")
+                raise AnswerError(f"{key}: {_brief(repr(value))} cannot be used: {match.disabled}", "choose another")
             return value
         self._missing(key)
         return self.prompter.select(message, options, default)
@@ -356,6 +356,11 @@ class PlainWizard:
             a.privileged = False
 
 
+def _brief(text: str, limit: int = 60) -> str:
+    """A value as it goes into a message: never a whole hostile answer on one line."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_answers(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
@@ -363,12 +368,14 @@ def load_answers(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise AnswerError(f"no answers file at {p}", "give the path of a YAML file of answers") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise AnswerError(f"cannot read answers from {p}: {err}", "fix the YAML") from None
+        raise AnswerError(f"cannot read answers from {p}: {_brief(str(err), 200)}", "fix the YAML") from None
+    except (ValueError, RecursionError) as err:  # e.g. an integer of thousands of digits, deep nesting
+        raise AnswerError(f"cannot read answers from {p}: {_brief(str(err), 200)}", "fix the YAML") from None
     if not isinstance(data, dict):
         raise AnswerError(f"{p}: expected a YAML mapping of answers", "write key: value lines")
     unknown = [k for k in data if k not in ANSWER_KEYS]
     if unknown:
-        raise AnswerError(f"{p}: unknown answer {unknown[0]!r}", "known answers: " + ", ".join(ANSWER_KEYS))
+        raise AnswerError(f"{p}: unknown answer {_brief(repr(unknown[0]))}", "known answers: " + ", ".join(ANSWER_KEYS))
     return data
 
 
