@@ -491,8 +491,10 @@ def plan_deletion(inventory: Inventory, selected: Iterable[tuple[str, str, str]]
     """
     chosen_keys = None if selected is None else set(selected)
     live = [i for i in inventory.live() if chosen_keys is None or i.key in chosen_keys]
-    cluster_goes = any(i.kind == CLUSTER for i in live) or (
-        chosen_keys is None and inventory.cluster_state == "gone")
+    cluster_goes = any(i.kind == CLUSTER for i in live)
+    if any(i.kind == CLUSTER for i in inventory.live()) and not cluster_goes:
+        # A kept cluster keeps its stacks (they hold its VPC and, on AWS, the cluster itself) and its nodes.
+        live = [i for i in live if i.kind not in (STACK, INSTANCE)]
     by_step: dict[str, list[InventoryItem]] = {}
     vanish: list[InventoryItem] = []
     for item in live:
@@ -547,6 +549,8 @@ def selection_warnings(inventory: Inventory, selected: Iterable[tuple[str, str, 
         if inside:
             warnings.append("the kept " + ", ".join(sorted({kind_title(i.kind) for i in inside}))
                             + " go with the cluster anyway (volumes and nodes may outlive it)")
+    if kinds & {STACK, INSTANCE} and any(i.kind == CLUSTER for i in kept):
+        warnings.append("the cluster's stacks and nodes stay with the cluster you kept")
     if NODECLASS in kinds and any(i.kind == NODEPOOL and is_reserved(i.ref) for i in kept):
         warnings.append("the reserved NodeClass waits for the reserved NodePool you kept")
     if HELM_RELEASE in kinds and kept_of(DGD):
@@ -845,6 +849,8 @@ def _delete_cluster_and_stacks(ctx: StepContext, spec: DeletionStepSpec, invento
     if inventory.cluster_name and not hint:
         hint.append(LedgerResource(kind=CLUSTER, name=inventory.cluster_name, state="deleted"))
     found = backend.discover(inventory.deployment, ledger.resources() + hint).found
+    if not clusters and any(f.ref.kind == CLUSTER for f in found):
+        return total  # a cluster of ours that is kept: its stacks and nodes are its own
     known = {i.key for i in spec.items}
     rest = [i for i in spec.items if i.kind != CLUSTER]
     rest += [InventoryItem(ref=f.ref, state="exists", detail=f.detail, cost_per_hour=f.cost_per_hour)

@@ -116,6 +116,15 @@ def test_keeping_the_cluster_deletes_namespace_secret_and_default_storageclass_o
     assert set(specs[c.S_CLUSTER_OBJECTS].depends_on) >= {c.S_HELM, c.S_PVCS, c.S_GPU_NODEPOOL}
 
 
+def test_a_kept_cluster_keeps_its_stacks_even_if_they_are_checked() -> None:
+    inv = c.build_inventory("demo", [], _full_discovery())
+    all_but_cluster = [i.key for i in inv.items if i.kind != c.CLUSTER]
+    specs = {s.step_id: s for s in c.plan_deletion(inv, all_but_cluster)}
+    assert c.S_CLUSTER not in specs  # deleting eksctl's stack would take the kept cluster's VPC with it
+    assert "the cluster's stacks and nodes stay with the cluster you kept" in c.selection_warnings(
+        inv, all_but_cluster)
+
+
 def test_unchecked_items_are_left_out_and_dependencies_on_missing_steps_dropped() -> None:
     inv = c.build_inventory("demo", [], _full_discovery())
     only = [i.key for i in inv.items if i.kind in (c.FILE_SYSTEM, c.MOUNT_TARGET)]
