@@ -365,12 +365,6 @@ HOSTILE_ANSWERS_FILES: dict[str, Callable[[], str]] = {
     "a 5,000-digit replica count": lambda: _answers().replace("replicas: 1", "replicas: " + "9" * 5000),
     "a list instead of a mapping": lambda: "- planOnly\n- true\n",
 }
-UNBOUNDED_ECHO = pytest.mark.xfail(strict=True, reason="commands/plan_prompts.py echoes an answer whole in its "
-                                                       "error ({value!r}, {unknown[0]!r}): a 3,000-character line")
-
-
-TRACEBACK_ON_HUGE_INT = pytest.mark.xfail(strict=True, reason="commands/plan_prompts.py load_answers lets the "
-                                                              "ValueError of a 5,000-digit YAML int out: a traceback")
 KNOWN: dict[str, Any] = {}  # fixed: bounded echoes and no traceback on a 5,000-digit int (kept for future finds)
 
 
