@@ -522,12 +522,18 @@ class OwnedAws:
 
     def _delete_cluster(self, ref: Ref, log: Log, cancel: Cancellation | None = None) -> None:
         try:
-            self.eks.describe_cluster(name=ref.name)
+            status = str(self.eks.describe_cluster(name=ref.name)["cluster"].get("status", ""))
         except Exception as err:  # noqa: BLE001
             if _error_code(err) in GONE_CODES:
                 log(f"cluster {ref.name} is already gone")
                 return
             raise
+        if status in ("CREATING", "UPDATING", "PENDING"):
+            # An interrupted apply left it being made: EKS refuses to delete it until that ends.
+            raise StillInUse(f"cluster {ref.name} is {status}")
+        if status == "DELETING":
+            log(f"cluster {ref.name} is already being deleted")
+            return
         argv = [tool_path("eksctl"), "delete", "cluster", "--name", ref.name, "--region", self.region, "--wait"]
         log("$ " + " ".join(["eksctl", *argv[1:]]))
         result = run_streamed(argv, log, cancel=cancel)
