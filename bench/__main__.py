@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[r.name, f"{_fmt(r.ours)} {r.unit}", f"{_fmt(r.anchor)} {r.unit}" if r.anchor is not None else "-",
              f"{r.ratio:.3f}×" if r.ratio is not None else "-", r.target,
              {True: "yes", False: "NO", None: "-"}[r.met], r.note] for r in results]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)))
     for name, err in errors.items():
         print(f"{name}: could not run: {err}")
     return 0

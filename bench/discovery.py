@@ -82,7 +82,7 @@ def _cli_loop(regions: list[str], families: dict[str, list[str]]) -> list[list[s
     calls: list[list[str]] = []
     for r in regions:
         calls.append(["ec2", "describe-availability-zones", "--region", r])
-        for fam, types in families.items():
+        for types in families.values():
             calls.append(["ec2", "describe-instance-type-offerings", "--region", r, "--location-type",
                           "availability-zone", "--filters", f"Name=instance-type,Values={','.join(types)}"])
         calls.append(["ec2", "describe-capacity-reservations", "--region", r])

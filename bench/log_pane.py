@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import threading
-from collections import deque
 import time
+from collections import deque
 from pathlib import Path
 
 from textual import events

@@ -7,7 +7,6 @@ Anchor: a bare Python process that only imports boto3 and kubernetes, for scale.
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from .core.errors import PlanError, WizardError
 from .core.redact import redact

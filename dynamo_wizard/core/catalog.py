@@ -84,7 +84,7 @@ class GraphProfile:
     frontend_port: int = 8000
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "GraphProfile":
+    def from_dict(cls, raw: dict[str, Any]) -> GraphProfile:
         names = {
             "frontendService": "frontend_service", "decodeService": "decode_service",
             "prefillService": "prefill_service", "frontendModule": "frontend_module",
@@ -145,7 +145,7 @@ class Catalog:
     def release(self, version: str) -> ReleaseProfile | None:
         return self.releases.get(version)
 
-    def with_instance_types(self, types: list[InstanceType]) -> "Catalog":
+    def with_instance_types(self, types: list[InstanceType]) -> Catalog:
         """A copy where live instance data replaces the offline part (prices kept when live has none)."""
         merged = dict(self.instance_types)
         for t in types:

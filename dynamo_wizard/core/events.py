@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Union
+from typing import Literal
 
 StepStatus = Literal["pending", "running", "done", "skipped", "failed", "cancelled", "blocked"]
 
@@ -77,5 +78,5 @@ class RunStarted:
     at: float = field(default_factory=time.time)
 
 
-Event = Union[RunStarted, StepStarted, StepOutput, StepFinished, ResourceRecorded, RunFinished]
+Event = RunStarted | StepStarted | StepOutput | StepFinished | ResourceRecorded | RunFinished
 Listener = Callable[[Event], None]

@@ -40,7 +40,7 @@ TAG_KEY_RE = re.compile(r"^[\w .:/=+\-@]{1,128}$")
 TAG_VALUE_RE = re.compile(r"^[\w .:/=+\-@]{0,256}$")
 
 
-class Mode(str, Enum):
+class Mode(str, Enum):  # noqa: UP042 - str() of a member is relied on nowhere, but keep (str, Enum) semantics
     AGG = "agg"
     DISAGG_EFA = "disagg-efa"
     DISAGG_TCP = "disagg-tcp"
@@ -140,7 +140,7 @@ class ReservationSpec(_Model):
         return v
 
     @model_validator(mode="after")
-    def _some(self) -> "ReservationSpec":
+    def _some(self) -> ReservationSpec:
         if not self.ids and not self.tags:
             raise ValueError("give reservation ids, tags, or both (or remove the reservation block)")
         return self
@@ -159,7 +159,7 @@ class WorkerSpec(_Model):
     tensor_parallel: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
-    def _tp(self) -> "WorkerSpec":
+    def _tp(self) -> WorkerSpec:
         if self.tensor_parallel > self.gpus:
             raise ValueError(
                 f"tensorParallel {self.tensor_parallel} is more than gpus {self.gpus}; "
@@ -271,7 +271,7 @@ class Plan(_Model):
         return v
 
     @model_validator(mode="after")
-    def _consistency(self) -> "Plan":
+    def _consistency(self) -> Plan:
         problems: list[str] = []
         for z in self.zones:
             if not (z.startswith(self.region) and re.fullmatch(r"[a-z]", z[len(self.region):] or "")):
