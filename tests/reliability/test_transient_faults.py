@@ -45,7 +45,8 @@ class FaultyRun:
     stderr: str
     fired: list[str]
     aws_calls: int
-    view: PodView
+    view: CountingView
+    throttled: int = 0  # AWS calls answered with a throttling error during the apply
     watch_error: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -70,6 +71,22 @@ def _cluster_pods(sandbox: SandboxHandle, namespace: str) -> dict[str, str]:
         ready = sum(1 for s in statuses if s.get("ready"))
         pods[pod["metadata"]["name"]] = f"{ready}/{len(pod.get('spec', {}).get('containers') or [])}"
     return pods
+
+
+class CountingView(PodView):
+    """The provision screen's PodView, counting what the watch delivered (for a failure's message)."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.deliveries: Counter[str] = Counter()
+
+    def pod_changed(self, event_type: str, pod: Any) -> None:
+        self.deliveries[f"pod {event_type}"] += 1
+        super().pod_changed(event_type, pod)
+
+    def relisted(self, pods: Any) -> None:
+        self.deliveries["relisted"] += 1
+        super().relisted(pods)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +114,7 @@ def faulty_run(environment: SandboxHandle, tmp_path_factory: pytest.TempPathFact
     sandbox.faults({"clear": True})
     sandbox.faults(f"throttle={THROTTLED_SHARE},drop-watch=1,fail-once={FAILING_CALL}")
     # The provision screen's pod table, as the TUI runs it beside the apply.
-    view, stop = PodView(plan.namespace), threading.Event()
+    view, stop = CountingView(plan.namespace), threading.Event()
     watch_errors: list[str] = []
 
     def watch() -> None:
@@ -112,15 +129,18 @@ def faulty_run(environment: SandboxHandle, tmp_path_factory: pytest.TempPathFact
     code, stdout, stderr = _cli(["apply", str(plan_path), "--yes"])
     status = sandbox.status()
     run = FaultyRun(sandbox, plan_path, code, stdout, stderr, list(status["faults"]["fired"]),
-                    int(status["aws_calls"]) - int(calls_before), view)
-    sandbox.faults({"clear": True})
-    # The watch catches up with the cluster (after its dropped stream it relists): wait for that, bounded.
+                    int(status["aws_calls"]) - int(calls_before), view,
+                    throttled=list(status["faults"]["fired"]).count("throttle"))
+    # The watch has its stream dropped (on a loaded machine its first stream may open late) and catches up
+    # with the cluster by relisting: wait for both, bounded.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and code == 0:
+        run.fired = list(sandbox.status()["faults"]["fired"])
         shown = {r.name: r.ready_text for r in view.rows()}
-        if shown and shown == _cluster_pods(sandbox, plan.namespace):
+        if "drop-watch" in run.fired and shown and shown == _cluster_pods(sandbox, plan.namespace):
             break
         stop.wait(0.2)
+    sandbox.faults({"clear": True})
     stop.set()
     watcher.join(15)
     run.watch_error = "; ".join(watch_errors) + ("" if not watcher.is_alive() else " the watch did not stop")
@@ -131,11 +151,13 @@ def test_apply_succeeds_through_throttling_a_dropped_watch_and_a_failed_call(fau
     run = faulty_run
     assert run.code == 0, (run.stdout + run.stderr)[-3000:]
     assert "[smoke-test] ✔ done" in run.stdout
-    throttled = run.fired.count("throttle")
+    throttled = run.throttled
     # About a fifth of the run's AWS calls were answered with a throttling error, and absorbed.
     assert throttled >= max(3, int(run.aws_calls * THROTTLED_SHARE * 0.4)), (throttled, run.aws_calls)
     assert f"fail-once={FAILING_CALL}" in run.fired, run.fired
-    assert "drop-watch" in run.fired, run.fired
+    assert "drop-watch" in run.fired, (f"{len(run.fired)} fired: {sorted(set(run.fired))}; the pod watch showed "
+                                       f"{len(run.view.rows())} pods after {dict(run.view.deliveries)}; "
+                                       f"{run.watch_error}")
     print(f"figures transient: {throttled} of {run.aws_calls} AWS calls throttled; fired: {sorted(set(run.fired))}")
 
 
