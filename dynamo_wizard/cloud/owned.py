@@ -643,14 +643,14 @@ class OwnedKube:
             return {}
         return parsed if isinstance(parsed, dict) else {}
 
-    def _items(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
-        body = self._call(fn, *args)
+    def _items(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        body = self._call(fn, *args, **kwargs)
         if body is None:
             return []  # the resource type is not served (e.g. no CRDs yet): nothing of ours there
         return [i for i in body.get("items", []) if isinstance(i, dict)]
 
-    def _list_custom(self, api: tuple[str, str, str]) -> list[dict[str, Any]]:
-        return self._items(self.custom.list_cluster_custom_object, *api)
+    def _list_custom(self, api: tuple[str, str, str], **kwargs: Any) -> list[dict[str, Any]]:
+        return self._items(self.custom.list_cluster_custom_object, *api, **kwargs)
 
     @staticmethod
     def _meta(obj: dict[str, Any]) -> dict[str, Any]:
@@ -668,7 +668,9 @@ class OwnedKube:
 
     def discover(self, deployment: str, ledger: list[Ref], disc: Discovery) -> None:
         owned_ns: set[str] = set()
-        for ns_obj in self._items(self.core.list_namespace):
+        # The selector narrows what a real API server sends; `ours()` decides (kmock ignores selectors).
+        sel = {"label_selector": f"{LABEL_DEPLOYMENT}={deployment}"}
+        for ns_obj in self._items(self.core.list_namespace, **sel):
             meta = self._meta(ns_obj)
             if ours(meta.get("labels"), deployment):
                 owned_ns.add(meta["name"])
@@ -684,22 +686,22 @@ class OwnedKube:
                     disc.found.append(FoundResource(Ref(kind, meta["name"], namespace=ns), detail=_detail(kind, obj),
                                                     how="label"))
 
-        labelled(DGD, self._list_custom(DGD_API), True)
-        labelled(JOB, self._items(self.batch.list_job_for_all_namespaces), True)
-        labelled(DEPLOYMENT, self._items(self.apps.list_deployment_for_all_namespaces), True)
+        labelled(DGD, self._list_custom(DGD_API, **sel), True)
+        labelled(JOB, self._items(self.batch.list_job_for_all_namespaces, **sel), True)
+        labelled(DEPLOYMENT, self._items(self.apps.list_deployment_for_all_namespaces, **sel), True)
         pvcs = self._items(self.core.list_persistent_volume_claim_for_all_namespaces)
         labelled(PVC, pvcs, True)
-        labelled(STORAGE_CLASS, self._items(self.storage.list_storage_class), False)
-        labelled(SECRET, [s for s in self._items(self.core.list_secret_for_all_namespaces)
+        labelled(STORAGE_CLASS, self._items(self.storage.list_storage_class, **sel), False)
+        labelled(SECRET, [s for s in self._items(self.core.list_secret_for_all_namespaces, **sel)
                           if self._meta(s).get("labels", {}).get("owner") != "helm"], True)
         nodes = self._items(self.core.list_node)
-        for pool in self._list_custom(NODEPOOL_API):
+        for pool in self._list_custom(NODEPOOL_API, **sel):
             meta = self._meta(pool)
             if ours(meta.get("labels"), deployment):
                 cost, detail = _pool_cost(meta.get("name", ""), nodes)
                 disc.found.append(FoundResource(Ref(NODEPOOL, meta["name"]), cost_per_hour=cost, detail=detail,
                                                 how="label"))
-        labelled(NODECLASS, self._list_custom(NODECLASS_API), False)
+        labelled(NODECLASS, self._list_custom(NODECLASS_API, **sel), False)
         # The NATS claim and the helm release carry only helm's labels: only inside namespaces we own.
         have = {(f.ref.kind, f.ref.namespace or "", f.ref.name) for f in disc.found}
         for pvc in pvcs:
