@@ -101,3 +101,21 @@ async def test_events_of_an_earlier_run_are_ignored(tmp_path: Path) -> None:
         pane = app.query_one(LogPanes).pane("efs")
         assert pane is not None and "a late line" not in pane.lines and "efs is gone" in pane.lines
         assert all(s.status == "done" for s in steps.states.values())
+
+
+async def test_a_late_highlight_message_of_the_list_moving_by_itself_does_not_change_the_shown_log(
+    tmp_path: Path,
+) -> None:
+    # The list's StepSelected reaches the host after run events already queued: when the run moved on
+    # (another step started, or one failed), the late message must not bring back the step it left.
+    app = Host(tmp_path)
+    async with app.run_test(size=(100, 30)):
+        steps, logs = app.query_one(StepList), app.query_one(LogPanes)
+        steps.set_steps([("efs", "EFS"), ("platform", "Platform")])
+        app.monitor.show("efs")
+        app.monitor.show("platform")
+        app.monitor.step_selected(StepList.StepSelected("efs", by_user=False))
+        assert logs.shown_step == "platform" and app.monitor.following
+        # A pick of the user's, however late, is the user's choice.
+        app.monitor.step_selected(StepList.StepSelected("efs", by_user=True))
+        assert logs.shown_step == "efs" and not app.monitor.following

@@ -175,8 +175,11 @@ class RunMonitor:
 
     def step_selected(self, message: StepList.StepSelected) -> None:
         """The host forwards StepList.StepSelected here: the user's pick stops following."""
-        if message.by_user:
-            self.following = False
+        if not message.by_user:
+            # The list moved because `show` moved it, and `show` already showed that log. The message
+            # arrives later, behind run events, so acting on it could show a step the run has left.
+            return
+        self.following = False
         self.logs.show(message.step_id)
 
     def follow_run(self) -> None:
