@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ParamValidationError
 
 from ..core.manifests import EKS_UNSUPPORTED_ZONE_IDS
 from ..core.protocols import (
@@ -56,13 +56,18 @@ def translate(err: BaseException, call: str) -> BackendError:
                                  code=code)
         if code in _CONFLICTS:
             return Conflict(f"{call}: {code}: {msg}", code=code)
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return BackendError(f"{call} failed ({code}): {msg}",
-                            "check the message above; run the same command again to resume", code=code)
+                            "check the message above; run the same command again to resume", code=code,
+                            status=int(status) if isinstance(status, int) else None)
     if isinstance(err, NoCredentialsError):
         return NotAuthorized("no AWS credentials were found",
                              "configure credentials (aws configure, aws sso login, AWS_PROFILE) or use --sandbox")
     if isinstance(err, NoRegionError):
         return BackendError("no AWS region is set", "set region in the plan or AWS_REGION")
+    if isinstance(err, ParamValidationError):
+        return BackendError(f"{call} was called with bad parameters: {redact(str(err))[:300]}",
+                            "this is a bug in dynamo-wizard; the step's log has the call")
     if isinstance(err, BotoCoreError):
         return Unreachable(f"{call} could not reach AWS: {redact(str(err))[:200]}",
                            "check the network and the endpoint, then run the same command again")

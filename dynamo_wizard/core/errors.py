@@ -24,7 +24,15 @@ class Problem:
 
 
 class WizardError(Exception):
-    """An error with a message fit for the user (never a traceback)."""
+    """An error with a message fit for the user (never a traceback).
+
+    `transient` is True for a failure that is likely gone a few seconds later (throttling, a 5xx, a dropped
+    connection): the runner tries such a step again (its actions are idempotent) before failing it.
+    """
+
+    @property
+    def transient(self) -> bool:
+        return False
 
     def __init__(self, message: str, fix: str = "") -> None:
         super().__init__(message)
@@ -55,3 +63,8 @@ class Cancelled(WizardError):
 
     def __init__(self, message: str = "cancelled by the user") -> None:
         super().__init__(message, "run the same command again to resume")
+
+
+def is_transient(err: BaseException) -> bool:
+    """True when trying again soon is likely to work (see `WizardError.transient`)."""
+    return isinstance(err, WizardError) and bool(err.transient)

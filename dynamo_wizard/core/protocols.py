@@ -19,6 +19,17 @@ from .errors import WizardError
 # Errors the backends raise (steps catch these by type; each carries a message and a fix)
 
 
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP answers that say "not now" rather than "no": throttled, or the server failed."""
+
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
+    "RequestThrottled", "RequestThrottledException", "SlowDown", "InternalError", "InternalFailure",
+    "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException", "Unavailable",
+})
+"""AWS error codes of the same kind (what botocore's own retry treats as throttling or a server fault)."""
+
+
 class BackendError(WizardError):
     """A call to AWS, the API server or a tool failed."""
 
@@ -27,9 +38,17 @@ class BackendError(WizardError):
         self.status = status
         self.code = code
 
+    @property
+    def transient(self) -> bool:
+        return self.status in TRANSIENT_STATUSES or self.code in TRANSIENT_CODES
+
 
 class Unreachable(BackendError):
     """The endpoint did not answer (network, DNS, a cluster still coming up)."""
+
+    @property
+    def transient(self) -> bool:
+        return True
 
 
 class NotAuthorized(BackendError):

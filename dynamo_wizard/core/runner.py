@@ -11,6 +11,10 @@ thread-safe; the TUI posts them as messages).
   (`ctx.check()`, `ctx.wait_until`, `ctx.sleep`, subprocess streaming). Steps not started are marked
   "cancelled". A second `cancel()` (or `cancel(force=True)`) also stops what is not safe to stop
   (a running eksctl); the first one lets it reach its own end.
+- A step that fails with a transient error (`core.errors.is_transient`: throttling, a 5xx, a dropped
+  connection) is tried again, up to `Step.retries` times, after `retry_delays` seconds (its actions are
+  idempotent: a second attempt finds and adopts what the first one made). The step's log says so. Only
+  when the last attempt fails too (or the next wait would pass the deadline) does the step fail.
 - Every step has a timeout. At the deadline its own token trips (as a forced cancel, so a subprocess is
   stopped) and the step fails with a message saying what timed out and what to do; a step that does not
   return within a grace period after that is abandoned (reported failed) so the run never hangs.
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from .errors import Cancelled, StepError, WizardError
+from .errors import Cancelled, StepError, WizardError, is_transient
 from .events import (
     Event,
     Listener,
@@ -52,6 +56,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 15 * 60.0
 ABANDON_GRACE = 30.0  # seconds a step gets to return after its deadline before it is given up on
+RETRY_DELAYS = (2.0, 6.0)  # seconds before the 2nd and 3rd attempt of a step that failed transiently
 FINISHED = ("done", "skipped", "failed", "cancelled", "blocked")
 
 
@@ -145,6 +150,7 @@ class Step:
     optional: bool = False
     timeout_fix: str = "check the step's log, then run the same command again to resume"
     description: str = ""
+    retries: int = 2  # further attempts after a transient failure (0: fail at once)
 
 
 @dataclass(frozen=True)
@@ -398,6 +404,7 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         abandon_grace: float = ABANDON_GRACE,
         final_check: Callable[[RunReport], str] | None = None,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         check_graph(steps)
         self._steps = list(steps)
@@ -411,6 +418,7 @@ class Runner:
         self.clock = clock
         self.abandon_grace = abandon_grace
         self._final_check = final_check
+        self.retry_delays = tuple(retry_delays)
         self._token = CancelToken()
         self._background_token = CancelToken()
         self._emit_lock = threading.Lock()
@@ -628,8 +636,31 @@ class Runner:
 
 
 def _call(step: Step, ctx: StepContext) -> StepResult | None:
-    ctx.check()
-    return step.action(ctx)
+    attempt = 1
+    while True:
+        ctx.check()
+        try:
+            return step.action(ctx)
+        except Exception as err:
+            delay = _retry_delay(step, ctx, err, attempt)
+            if delay is None:
+                raise
+            message = err.message if isinstance(err, WizardError) else str(err)
+            ctx.log(f"transient failure (attempt {attempt} of {step.retries + 1}): {message}")
+            ctx.log(f"trying the step again in {format_duration(delay)}; what it made so far is found and kept")
+            ctx.sleep(delay)
+            attempt += 1
+
+
+def _retry_delay(step: Step, ctx: StepContext, err: Exception, attempt: int) -> float | None:
+    """Seconds to wait before trying `step` again after `err`, or None when it must fail now."""
+    if attempt > step.retries or not is_transient(err) or ctx.cancel.cancelled:
+        return None
+    delays = ctx._runner.retry_delays or (0.0,)
+    delay = delays[min(attempt - 1, len(delays) - 1)]
+    if delay >= ctx.remaining():
+        return None  # no time left for another attempt: fail with the real error, not a timeout
+    return delay
 
 
 def _summary(report: RunReport) -> str:

@@ -297,3 +297,105 @@ def test_listener_errors_do_not_break_the_run(tmp_path: Path) -> None:
     runner, rec = make_runner([Step("a", "A", lambda ctx: None)], tmp_path)
     runner.add_listener(bad_listener)
     assert runner.run().ok
+
+
+# -- transient failures: a step is tried again -------------------------------------------------------
+
+
+def flaky(failures: list[Exception], calls: list[int], then: object = None) -> object:
+    """An action that raises the given errors in turn, then finishes (counting its calls)."""
+
+    def action(ctx: StepContext) -> object:
+        calls.append(1)
+        if failures:
+            raise failures.pop(0)
+        ctx.log("made it")
+        return then or done()
+
+    return action
+
+
+def test_a_step_failing_transiently_is_tried_again_and_the_run_succeeds(tmp_path: Path) -> None:
+    from dynamo_wizard.core.protocols import BackendError, Unreachable
+
+    calls: list[int] = []
+    errors: list[Exception] = [BackendError("GET nodepools failed (500: boom)", status=500),
+                               Unreachable("the API server did not answer")]
+    after: list[int] = []
+    runner, rec = make_runner([
+        Step("a", "A", flaky(errors, calls)),  # type: ignore[arg-type]
+        Step("b", "B", lambda ctx: after.append(1) or done(), deps=("a",)),
+    ], tmp_path, retry_delays=(0.0, 0.01))
+    report = runner.run()
+    assert report.ok, report
+    assert len(calls) == 3 and after == [1]
+    lines = rec.lines("a")
+    assert any("transient failure (attempt 1 of 3): GET nodepools failed (500: boom)" in x for x in lines)
+    assert any("transient failure (attempt 2 of 3): the API server did not answer" in x for x in lines)
+    assert lines[-2:] == ["made it", lines[-1]] and lines[-1].startswith("done in")
+    # One start and one finish for the step, however many attempts: the UI sees a single step.
+    assert [e.step_id for e in rec.events if isinstance(e, StepStarted)] == ["a", "b"]
+    assert rec.finished()["a"].status == "done"
+    assert "transient failure (attempt 1 of 3)" in (tmp_path / "a.log").read_text()
+
+
+def test_a_step_that_keeps_failing_transiently_fails_after_its_last_attempt(tmp_path: Path) -> None:
+    from dynamo_wizard.core.protocols import BackendError
+
+    calls: list[int] = []
+    errors: list[Exception] = [BackendError("CreateFileSystem failed (ThrottlingException): slow down",
+                                            "wait a minute", code="ThrottlingException") for _ in range(5)]
+    runner, rec = make_runner([Step("a", "A", flaky(errors, calls), retries=2)],  # type: ignore[arg-type]
+                              tmp_path, retry_delays=(0.0,))
+    report = runner.run()
+    assert not report.ok and len(calls) == 3
+    fin = rec.finished()["a"]
+    assert fin.status == "failed" and "ThrottlingException" in (fin.error or "") and fin.fix == "wait a minute"
+
+
+def test_only_transient_errors_are_tried_again(tmp_path: Path) -> None:
+    from dynamo_wizard.core.protocols import BackendError, Conflict, NotAuthorized
+
+    for err in (StepError("helm upgrade --install exited 1", "fix the chart"),
+                NotAuthorized("denied", status=403), BackendError("refused (422: invalid)", status=422),
+                Conflict("exists", status=409), ValueError("a bug")):
+        calls: list[int] = []
+        runner, rec = make_runner([Step("a", "A", flaky([err], calls))],  # type: ignore[arg-type]
+                                  tmp_path, retry_delays=(0.0,))
+        assert not runner.run().ok, err
+        assert len(calls) == 1, f"{err!r} was tried again"
+        assert not any("transient failure" in x for x in rec.lines("a"))
+
+
+def test_no_retry_when_the_wait_would_pass_the_deadline_or_the_run_was_cancelled(tmp_path: Path) -> None:
+    from dynamo_wizard.core.protocols import Unreachable
+
+    calls: list[int] = []
+    runner, rec = make_runner([Step("a", "A", flaky([Unreachable("no answer")], calls), timeout=5.0)],
+                              tmp_path, retry_delays=(60.0,))
+    report = runner.run()
+    assert len(calls) == 1 and rec.finished()["a"].error == "no answer", "failed with its own error, not a timeout"
+    assert not report.ok
+
+    # Cancelled while the step fails: the run stops, no second attempt.
+    calls2: list[int] = []
+    holder: dict[str, Runner] = {}
+
+    def cancel_then_fail(ctx: StepContext) -> object:
+        calls2.append(1)
+        holder["r"].cancel()
+        raise Unreachable("no answer")
+
+    runner2, rec2 = make_runner([Step("a", "A", cancel_then_fail)], tmp_path / "2", retry_delays=(0.0,))
+    holder["r"] = runner2
+    runner2.run()
+    assert len(calls2) == 1 and rec2.finished()["a"].status == "cancelled"
+
+
+def test_retries_zero_fails_at_once(tmp_path: Path) -> None:
+    from dynamo_wizard.core.protocols import Unreachable
+
+    calls: list[int] = []
+    runner, _ = make_runner([Step("a", "A", flaky([Unreachable("x")], calls), retries=0)],  # type: ignore[arg-type]
+                            tmp_path, retry_delays=(0.0,))
+    assert not runner.run().ok and len(calls) == 1

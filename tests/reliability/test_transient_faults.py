@@ -5,9 +5,8 @@ twice, and the pod table's watch (the provision screen's, running beside it) rec
 The sandbox reports which faults fired: each test checks that its fault really happened, so a run that was
 never disturbed cannot pass for one that absorbed the disturbance.
 
-A step that fails once (the API server answering 500 to one request) should not fail the whole apply either
-(issue 8 §2); the runner does not retry a failed step yet, so that test is marked xfail(strict=True): it runs,
-and turns into a failure the day the product retries, so the mark is removed then.
+A step that fails once (the API server answering 500 to one request) does not fail the whole apply either
+(issue 8 §2): the runner tries a step that failed transiently again, and the step's log says so.
 """
 
 from __future__ import annotations
@@ -195,9 +194,6 @@ def test_nothing_was_created_twice(faulty_run: FaultyRun) -> None:
     assert len(groups["SecurityGroups"]) == 1, groups["SecurityGroups"]
 
 
-@pytest.mark.xfail(strict=True, reason="the runner does not retry a step after a transient failure: one 500 from "
-                                       "the API server fails the step and the apply (issue 8 §2: 'one step failing "
-                                       "once: apply still succeeds'); remove this mark when steps retry")
 def test_a_step_failing_once_does_not_fail_the_apply(faulty_run: FaultyRun, environment: SandboxHandle,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Apply again (a resume: everything is found) with the API server failing one read of NodePools."""
@@ -212,3 +208,7 @@ def test_a_step_failing_once_does_not_fail_the_apply(faulty_run: FaultyRun, envi
         environment.faults({"clear": True})
     assert "fail-once=kube:get:nodepools" in fired, "the fault did not fire: this run proves nothing"
     assert code == 0, (stdout + stderr)[-2000:]
+    # The step that read NodePools absorbed it by trying again, and said so.
+    retried = [line for line in stdout.splitlines() if "transient failure (attempt 1 of 3)" in line]
+    assert retried and "nodepools" in retried[0].lower(), stdout[-3000:]
+    assert "trying the step again" in stdout
