@@ -1,6 +1,7 @@
 """`dynamo-wizard apply PLAN [--yes]`: provision a plan headless, on the same runner as the TUI.
 
-Load and check the plan, ask for confirmation (unless --yes; with no terminal to ask on, refuse), take
+Load and check the plan, run the preflight (credentials, tools, the type in the zones, quota, reservations:
+a failure stops it before anything is created), ask for confirmation (unless --yes; with no terminal to ask on, refuse), take
 the Hugging Face token from HF_TOKEN (or ask for it without echo on a terminal), run the provisioning
 graph with every log line prefixed by its step, and print the endpoint, the port-forward command and the
 cost per hour. Exit 0 only when the smoke test passed. Running it again resumes: every step finds what
@@ -21,7 +22,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from ..core.catalog import Catalog, load_catalog
-from ..core.errors import PlanError, WizardError
+from ..core.errors import PlanError, Problem, WizardError
 from ..core.events import Event, Listener, ResourceRecorded, RunFinished, StepFinished, StepOutput, StepStarted
 from ..core.ledger import Ledger
 from ..core.paths import deployment_dir
@@ -123,27 +124,20 @@ def _check(plan: Plan, catalog: Catalog, out: TextIO) -> None:
         print(redact(f"warning: {warning}"), file=out)
 
 
-def _check_reservations(plan: Plan, catalog: Catalog, out: TextIO) -> None:
-    """A plan pinned to reservations is checked against the region before anything is created: a wrong
-    id, type or zone would otherwise only show as a reserved NodeClass that never matches."""
-    if plan.reservation is None:
-        return
-    from datetime import UTC, datetime
+def _preflight(plan: Plan, out: TextIO) -> None:
+    """What `dynamo-wizard preflight` checks, before anything is created: credentials, eksctl and helm, the
+    type offered in the zones, the vCPU quota, and each reservation (found, right type and zone, active,
+    enough free). A failure stops here, each with its fix; warnings are printed and do not."""
+    from ..core.preflight import failed
+    from .discovery import plan_verdicts
 
-    from ..cloud.aws import AwsDiscovery
-    from ..core import rules
-
-    found, notes = AwsDiscovery(refresh=True).reservations(plan.region)
-    for note in notes:
-        print(redact(f"warning: {note}"), file=out)
-    if notes and not found:
-        return  # could not look (the notes say why); the reserved-capacity step still waits with a timeout
-    problems = rules.check_reservations(plan, found, datetime.now(UTC), catalog)
-    errors = rules.errors(problems)
-    if errors:
-        raise PlanError(errors)
-    for warning in rules.warnings(problems):
-        print(redact(f"warning: {warning}"), file=out)
+    verdicts = plan_verdicts(plan)
+    for v in verdicts:
+        if not v.ok and v.severity == "warning":
+            print(redact(f"warning: {v.check}: {v.detail}" + (f" — {v.fix}" if v.fix else "")), file=out)
+    bad = failed(verdicts)
+    if bad:
+        raise PlanError([Problem(f"preflight {v.check}", v.detail, v.fix) for v in bad])
 
 
 def cost_line(plan: Plan, catalog: Catalog) -> str:
@@ -230,12 +224,12 @@ def run(args: argparse.Namespace, *, inp: TextIO | None = None, out: TextIO | No
     plan = load_plan(args.plan)
     catalog = load_catalog()
     _check(plan, catalog, out)
-    _check_reservations(plan, catalog, out)
     interactive = bool(getattr(inp, "isatty", lambda: False)())
+    if not getattr(args, "yes", False) and not interactive:
+        raise WizardError("refusing to provision without a confirmation: there is no terminal to ask on",
+                          f"run `dynamo-wizard apply {args.plan} --yes` to go ahead without asking")
+    _preflight(plan, out)
     if not getattr(args, "yes", False):
-        if not interactive:
-            raise WizardError("refusing to provision without a confirmation: there is no terminal to ask on",
-                              f"run `dynamo-wizard apply {args.plan} --yes` to go ahead without asking")
         if not _confirm(plan, catalog, inp, out):
             print("Nothing was done.", file=out)
             return EXIT_REFUSED

@@ -21,7 +21,7 @@ from ..cloud.tools import check_tools
 from ..core.catalog import load_catalog
 from ..core.errors import WizardError
 from ..core.inventory import CapacityReservation, GpuOffering, RegionSummary, Verdict
-from ..core.plan import FAMILY_RE, load_plan
+from ..core.plan import FAMILY_RE, Plan, load_plan
 from ..core.preflight import failed, format_duration, quota_class
 from ..core.preflight import run_preflight as judge
 from ..core.redact import redact
@@ -165,7 +165,11 @@ def _mark(v: Verdict) -> str:
 
 
 def preflight_verdicts(plan_path: str, discovery: AwsDiscovery | None = None, now: datetime | None = None) -> list[Verdict]:
-    plan = load_plan(plan_path)
+    return plan_verdicts(load_plan(plan_path), discovery, now)
+
+
+def plan_verdicts(plan: Plan, discovery: AwsDiscovery | None = None, now: datetime | None = None) -> list[Verdict]:
+    """Every preflight verdict for `plan`, from fresh discovery (what `preflight` prints and `apply` obeys)."""
     own = discovery is None
     d = discovery or discovery_from_env(refresh=True)
     try:

@@ -286,7 +286,9 @@ def _reservations(plan: Plan, summary: RegionSummary | None, reservations: Seque
             wrong.append((f"is in {r.zone}, where EKS cannot place the cluster's subnets",
                           "choose a reservation in another zone"))
         state = r.state.lower()
-        if state in OK_STATES:
+        if r.end is not None and r.end <= now:
+            wrong.append((f"ended {_t(r.end)}", "choose an active or scheduled reservation"))
+        elif state in OK_STATES:
             pass
         elif state in STARTING_STATES:
             if r.start is None or r.start > start_by:
@@ -295,12 +297,15 @@ def _reservations(plan: Plan, summary: RegionSummary | None, reservations: Seque
         else:
             wrong.append((f"is {r.state}", "choose an active or scheduled reservation"))
         window = block_window(r, catalog)
-        if window is not None and now >= window.drain_at:
+        if window is not None and window.drain_at <= now < window.end:
             wrong.append((f"is a Capacity Block ending {_t(window.end)}; its nodes drain from {_t(window.drain_at)} "
                           "(already begun)", "choose another reservation, or set reservation.fallback: on-demand"))
         if wrong:
+            # One the plan names is an error; one only its tags pick up is left out by Karpenter as well,
+            # so it is a warning (the capacity check below says whether what is left is enough).
             verdicts.append(Verdict(check, False, f"{r.id} " + "; ".join(w for w, _ in wrong),
-                                    "; ".join(dict.fromkeys(f for _, f in wrong))))
+                                    "; ".join(dict.fromkeys(f for _, f in wrong)),
+                                    severity="error" if r.id in res.ids else "warning"))
             continue
         usable += r.available if state in OK_STATES else r.total
         kind = "Capacity Block" if r.reservation_type == "capacity-block" else "On-Demand Capacity Reservation"

@@ -8,7 +8,7 @@ Warnings (severity "warning") are shown but do not stop a render:
 - a worker that requests more GPUs than its tensor parallel uses;
 - options that have no effect in the plan's mode.
 
-Checks that need live AWS data (reservations) are in `check_reservations`, called by preflight.
+Checks that need live AWS data (quotas, zones, reservations) are in `core.preflight`.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
-from .catalog import Catalog, InstanceType, Model, family_of, load_catalog, parse_memory_gib
+from .catalog import Catalog, InstanceType, Model, family_of, parse_memory_gib
 from .errors import Problem
-from .inventory import CapacityReservation
-from .manifests import nodes_needed
 from .plan import GRAPH_NAME_MAX, Mode, Plan
 
 WARNING = "warning"
@@ -33,10 +30,6 @@ KNOWN_MAX_KUBERNETES = (1, 36)
 # The general-purpose pool cannot place a download pod asking for more memory than its largest types.
 MAX_DOWNLOAD_MEMORY_GIB = 1024.0
 XET_CAPPED_GIB = 8.0
-ACTIVE_STATES = frozenset({"active"})
-STARTING_STATES = frozenset({"scheduled", "pending", "payment-pending"})
-# Karpenter drains Capacity Block nodes ~40 minutes before the block ends (facts section 11).
-BLOCK_DRAIN_LEAD = timedelta(minutes=40)
 
 
 def errors(problems: Iterable[Problem]) -> list[Problem]:
@@ -282,84 +275,6 @@ def check_graph_names(plans: Sequence[Plan]) -> list[Problem]:
                 "give one of them another serving.graphName"))
         else:
             seen[key] = plan.deployment
-    return problems
-
-
-# Reservations (live data, for preflight) ---------------------------------------------------------
-
-
-def _tags_match(wanted: dict[str, str], have: dict[str, str]) -> bool:
-    return bool(wanted) and all(have.get(k) == v for k, v in wanted.items())
-
-
-def check_reservations(plan: Plan, reservations: Sequence[CapacityReservation], now: datetime,
-                       catalog: Catalog | None = None) -> list[Problem]:
-    """The plan's capacity reservations against what the region has: found, right type and zone, active or
-    starting, not ending, and enough instances for the workers."""
-    res = plan.reservation
-    if res is None:
-        return []
-    problems: list[Problem] = []
-    by_id = {r.id: r for r in reservations}
-    chosen: list[tuple[CapacityReservation, bool]] = []  # (reservation, named by id)
-    for i, rid in enumerate(res.ids):
-        r = by_id.get(rid)
-        if r is None:
-            problems.append(Problem(f"reservation.ids[{i}]", f"{rid} was not found in {plan.region}",
-                                    f"check the id and the region (dynamo-wizard reservations --region {plan.region})"))
-        else:
-            chosen.append((r, True))
-    if res.tags:
-        tagged = [r for r in reservations if _tags_match(dict(res.tags), r.tags) and r.id not in res.ids]
-        if not tagged and not any(_tags_match(dict(res.tags), r.tags) for r in reservations):
-            problems.append(Problem("reservation.tags", f"no reservation in {plan.region} has the tags {dict(res.tags)}",
-                                    "check the tags, or name the reservation by id"))
-        chosen += [(r, False) for r in tagged]
-
-    usable = 0
-    for r, named in chosen:
-        where = f"reservation {r.id}"
-        field = "reservation.ids" if named else "reservation.tags"
-        wrong: list[str] = []
-        if r.instance_type != plan.serving.instance_type:
-            wrong.append(f"is for {r.instance_type}, but the workers run on {plan.serving.instance_type}")
-        if family_of(r.instance_type) not in plan.gpu.families:
-            wrong.append(f"its family {family_of(r.instance_type)} is not in gpu.families")
-        if plan.zones and r.zone not in plan.zones:
-            wrong.append(f"is in {r.zone}, which is not in the plan's zones {list(plan.zones)}")
-        state = r.state.lower()
-        if r.end is not None and r.end <= now:
-            wrong.append(f"ended at {r.end.isoformat()}")
-        elif state not in ACTIVE_STATES | STARTING_STATES:
-            wrong.append(f"is {r.state}")
-        if wrong:
-            fix = (f"set serving.instanceType to {r.instance_type}" if r.instance_type != plan.serving.instance_type
-                   else f"add {r.zone} to zones" if plan.zones and r.zone not in plan.zones
-                   else "choose an active or scheduled reservation")
-            for w in wrong:
-                problem = Problem(field, f"{where} {w}", fix)
-                problems.append(problem if named else _warn(problem.field, problem.message, problem.fix))
-            continue
-        if state in STARTING_STATES:
-            start = r.start.isoformat() if r.start else "later"
-            problems.append(_warn(field, f"{where} is {r.state} and starts {start}; GPU nodes wait until then",
-                                  "keep a fallback, or start the deployment when it is active"))
-        if r.reservation_type == "capacity-block" and r.end is not None and r.end - now < BLOCK_DRAIN_LEAD + timedelta(minutes=20):
-            problems.append(_warn(field, f"{where} ends at {r.end.isoformat()}; Karpenter drains its nodes about "
-                                  "40 minutes before", "extend the block, or set reservation.fallback: on-demand"))
-        usable += r.available if state in ACTIVE_STATES else r.total
-
-    itype = (catalog or load_catalog()).instance_type(plan.serving.instance_type)
-    if chosen and itype is not None:
-        needed = nodes_needed(plan, itype)
-        if usable < needed:
-            message = (f"the workers need {needed} {plan.serving.instance_type} node(s); the usable reservations "
-                       f"have {usable} instance(s) available")
-            if res.fallback == "none":
-                problems.append(Problem("reservation", message,
-                                        "set reservation.fallback: on-demand, reserve more, or lower replicas"))
-            else:
-                problems.append(_warn("reservation", message + f"; the rest come from {res.fallback}"))
     return problems
 
 

@@ -212,3 +212,26 @@ def test_discovery_notes_become_visible_warnings() -> None:
     notes = [v for v in verdicts if v.check == "discovery"]
     assert len(notes) == 1 and notes[0].severity == "warning" and "throttled" in notes[0].detail
     assert failed(verdicts) == []
+
+
+def test_a_reservation_past_its_end_is_refused_even_when_ec2_still_says_active() -> None:
+    ended = reservation(end=NOW - timedelta(minutes=1))
+    p = plan(zones=["us-east-1a", "us-east-1b"], reservation={"ids": [ended.id], "fallback": "none"})
+    v = check(run_preflight(p, identity=ME, tools=TOOLS, summary=summary(), reservations=[ended], now=NOW),
+              f"reservation:{ended.id}")
+    assert not v.ok and v.severity == "error" and "ended 2026-11-28 11:59" in v.detail
+
+
+def test_a_misfit_picked_only_by_tags_is_a_warning_when_another_one_fits() -> None:
+    good = reservation(tags={"team": "ml"})
+    other = reservation(id="cr-0ffffffffffffffff", instance_type="g7e.12xlarge", tags={"team": "ml"})
+    p = plan(zones=["us-east-1a", "us-east-1b"], reservation={"tags": {"team": "ml"}, "fallback": "none"})
+    verdicts = run_preflight(p, identity=ME, tools=TOOLS, summary=summary(), reservations=[good, other], now=NOW)
+    misfit = check(verdicts, "reservation:cr-0ffffffffffffffff")
+    assert not misfit.ok and misfit.severity == "warning" and "is for g7e.12xlarge" in misfit.detail
+    assert failed(verdicts) == [] and check(verdicts, "reservation:capacity").ok
+    # Named by id, the same misfit is an error.
+    named = plan(zones=["us-east-1a", "us-east-1b"],
+                 reservation={"ids": [other.id], "tags": {"team": "ml"}, "fallback": "none"})
+    verdicts = run_preflight(named, identity=ME, tools=TOOLS, summary=summary(), reservations=[good, other], now=NOW)
+    assert check(verdicts, "reservation:cr-0ffffffffffffffff").severity == "error"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,9 +10,8 @@ import pytest
 from dynamo_wizard.core import manifests as m
 from dynamo_wizard.core.catalog import load_catalog
 from dynamo_wizard.core.errors import Problem
-from dynamo_wizard.core.inventory import CapacityReservation
 from dynamo_wizard.core.plan import Plan, plan_from_dict
-from dynamo_wizard.core.rules import check_graph_names, check_plan, check_rendered, check_reservations, errors, warnings
+from dynamo_wizard.core.rules import check_graph_names, check_plan, check_rendered, errors, warnings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -216,67 +215,3 @@ def test_rendered_rules_catch_hf_home_not_at_the_cache_mount() -> None:
         {"name": "HF_HOME", "value": "/root/.cache"}]
     (found,) = check_rendered(p, _replace_graph(_files(p), graph), load_catalog())
     assert "HF_HOME" in found.message
-
-
-# Reservations (live data) --------------------------------------------------------------------------
-
-
-def p5_plan(**reservation: Any) -> Plan:
-    return plan(gpu={"families": ["p5"]}, zones=["us-east-1a", "us-east-1b"],
-                serving__instanceType="p5.48xlarge",
-                serving__prefill={"replicas": 6, "gpus": 2, "tensorParallel": 2},
-                serving__decode={"replicas": 2, "gpus": 2, "tensorParallel": 2},
-                reservation={"ids": ["cr-0123456789abcdef0"], "fallback": "none", **reservation})
-
-
-def cr(**over: Any) -> CapacityReservation:
-    base: dict[str, Any] = dict(id="cr-0123456789abcdef0", instance_type="p5.48xlarge", zone="us-east-1a", total=2,
-                                available=2, state="active", reservation_type="capacity-block",
-                                start=NOW - timedelta(hours=1), end=NOW + timedelta(days=2), tags={"team": "dynamo"})
-    base.update(over)
-    return CapacityReservation(**base)
-
-
-def test_a_matching_active_reservation_passes() -> None:
-    assert check_reservations(p5_plan(), [cr()], NOW) == []
-
-
-def test_missing_reservation_is_an_error() -> None:
-    (err,) = errors(check_reservations(p5_plan(), [cr(id="cr-0fffffffffffffff0")], NOW))
-    assert err.field == "reservation.ids[0]" and "not found" in err.message
-
-
-def test_reservation_of_another_type_or_zone_is_an_error() -> None:
-    found = errors(check_reservations(p5_plan(), [cr(instance_type="p5e.48xlarge", zone="us-east-1c")], NOW))
-    messages = " | ".join(p.message for p in found)
-    assert "is for p5e.48xlarge" in messages and "us-east-1c" in messages
-    assert any(p.fix == "set serving.instanceType to p5e.48xlarge" for p in found)
-
-
-def test_expired_and_cancelled_reservations_are_errors() -> None:
-    assert errors(check_reservations(p5_plan(), [cr(end=NOW - timedelta(minutes=1))], NOW))
-    assert errors(check_reservations(p5_plan(), [cr(state="cancelled")], NOW))
-
-
-def test_scheduled_block_and_one_ending_soon_are_warnings() -> None:
-    found = check_reservations(p5_plan(), [cr(state="scheduled", start=NOW + timedelta(hours=3))], NOW)
-    assert errors(found) == [] and "starts" in warnings(found)[0].message
-    found = check_reservations(p5_plan(), [cr(end=NOW + timedelta(minutes=45))], NOW)
-    assert errors(found) == [] and "drains" in warnings(found)[0].message
-
-
-def test_too_few_reserved_instances_is_an_error_without_fallback_and_a_warning_with_one() -> None:
-    small = [cr(total=1, available=1)]
-    (err,) = errors(check_reservations(p5_plan(), small, NOW))
-    assert "need 2 p5.48xlarge node(s)" in err.message
-    found = check_reservations(p5_plan(fallback="on-demand"), small, NOW)
-    assert errors(found) == [] and "on-demand" in warnings(found)[0].message
-
-
-def test_reservations_selected_by_tags() -> None:
-    p = plan(gpu={"families": ["p5"]}, serving__instanceType="p5.48xlarge",
-             serving__prefill={"gpus": 8, "tensorParallel": 8}, serving__decode={"gpus": 8, "tensorParallel": 8},
-             reservation={"tags": {"team": "dynamo"}, "fallback": "on-demand"})
-    assert errors(check_reservations(p, [cr(id="cr-0aaaaaaaaaaaaaaa1")], NOW)) == []
-    (err,) = errors(check_reservations(p, [cr(tags={"team": "other"})], NOW))
-    assert err.field == "reservation.tags"

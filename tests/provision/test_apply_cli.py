@@ -22,7 +22,7 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_answering_no_does_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+def test_answering_no_does_nothing(sandbox_env: object, capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     code = apply_cmd.run(argparse.Namespace(plan=str(EXAMPLES / "agg.yaml"), yes=False), inp=Terminal("n\n"), out=out)
     text = out.getvalue()
