@@ -127,6 +127,17 @@ class AwsOps:
                 return None
             raise translate(err, "eks.DescribeCluster") from None
 
+    def stack_status(self, stack_name: str) -> str | None:
+        try:
+            stacks = self.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+        except ClientError as err:
+            if _code(err) == "ValidationError" and "does not exist" in _message(err):
+                return None
+            raise translate(err, "cloudformation.DescribeStacks") from None
+        except BotoCoreError as err:
+            raise translate(err, "cloudformation.DescribeStacks") from None
+        return str(stacks[0].get("StackStatus")) if stacks else None
+
     # -- zones and VPC -------------------------------------------------------------------------------
 
     def control_plane_zones(self) -> list[str]:

@@ -209,6 +209,11 @@ def reserved_only(plan: Plan) -> bool:
 # eksctl -------------------------------------------------------------------------------------------
 
 
+def eksctl_cluster_stack_name(plan: Plan) -> str:
+    """The CloudFormation stack eksctl creates the cluster with (eksctl names it so)."""
+    return f"eksctl-{plan.cluster_name}-cluster"
+
+
 def eksctl_cluster_config(plan: Plan, facts: ClusterFacts | None = None) -> dict[str, Any]:
     """The eksctl ClusterConfig of the guide (facts section 3), plus the wizard's tag and the plan's version."""
     facts = facts or ClusterFacts()

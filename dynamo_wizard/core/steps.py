@@ -89,6 +89,9 @@ S_GRAPH = "graph"
 S_EFA = "efa-check"
 S_SMOKE = "smoke-test"
 
+# How long (seconds, real AWS) an earlier attempt's cluster stack may take to create its EKS cluster.
+STACK_CLUSTER_APPEARS = 10 * 60.0
+
 # Ledger kind for the warm-up Deployment (cleanup's kinds cover the rest).
 WARMUP_KIND = "deployment"
 WARMUP_APP = "dynamo-wizard-gpu-warmup"
@@ -234,9 +237,12 @@ def suggest_memory(current: str) -> str:
 
 
 def _first_error_line(lines: tuple[str, ...] | list[str]) -> str:
-    for line in reversed(lines):
-        if line.startswith("Error:") or "[✖]" in line or "error" in line.lower():
-            return line.strip()
+    """The line that says why a tool failed: its last `[✖]` line (eksctl's cause) before a bare `Error:`
+    summary (eksctl ends with `Error: failed to create cluster`, which says nothing of why)."""
+    for marks in (("[✖]",), ("Error:",), ("error", "Error", "ERROR")):
+        for line in reversed(lines):
+            if any(m in line for m in marks):
+                return line.strip()
     return lines[-1].strip() if lines else "no output"
 
 
@@ -413,7 +419,13 @@ class _Provision:
         if not result.ok:
             ctx.check()  # a forced cancel or the deadline: say that, not eksctl's exit code
             line = _first_error_line(result.last_lines)
-            if "AlreadyExists" in line:
+            if any("AlreadyExists" in x for x in result.last_lines):
+                # An earlier attempt's stack: still being made (its eksctl outlived a killed apply, or runs
+                # elsewhere) is waited for and adopted; a failed one is in the way until cleaned up.
+                adopted = self._cluster_of_an_earlier_stack(ctx, name)
+                if adopted is not None:
+                    ctx.state["cluster"] = adopted
+                    return done(f"cluster {name} of an earlier attempt is ACTIVE; adopted")
                 fix = (f"a CloudFormation stack of an earlier attempt is in the way: run `dynamo-wizard cleanup "
                        f"--deployment {plan.deployment}`, then apply again")
             else:
@@ -428,6 +440,43 @@ class _Provision:
             ctx.created(CLUSTER, name, info.arn, region=plan.region)
         ctx.state["cluster"] = info
         return done(f"cluster {name} is ACTIVE (Kubernetes {info.version or '?'})")
+
+    def _cluster_of_an_earlier_stack(self, ctx: StepContext, name: str) -> ClusterInfo | None:
+        """eksctl found its stack made already. While that stack is being created, wait for its cluster and
+        adopt it (when it is ours); None when the stack failed or is gone (the caller says to clean up)."""
+        aws, plan = self.b.aws, self.plan
+        stack = mf.eksctl_cluster_stack_name(plan)
+        status = aws.stack_status(stack)
+        if status is None or not (status.endswith("_IN_PROGRESS") or status.endswith("_COMPLETE")) \
+                or "ROLLBACK" in status or "DELETE" in status:
+            ctx.log(f"stack {stack} is {status or 'gone'}: it will not make the cluster")
+            return None
+        ctx.log(f"stack {stack} of an earlier attempt is {status}: waiting for its cluster (that attempt's eksctl "
+                "may still be running; a second cluster is not started)")
+
+        def appeared() -> ClusterInfo | None:
+            info = aws.describe_cluster(name)
+            if info is not None:
+                return info
+            now = aws.stack_status(stack)
+            if now is None or "ROLLBACK" in now or "FAILED" in now or "DELETE" in now:
+                raise StepError(f"stack {stack} of an earlier attempt went {now or 'away'} before its cluster "
+                                "appeared", f"run `dynamo-wizard cleanup --deployment {plan.deployment}`, then "
+                                "apply again")
+            return None
+
+        info = self.wait(ctx, appeared, f"the cluster of stack {stack} to appear",
+                         timeout=STACK_CLUSTER_APPEARS * self.o.timeout_scale)
+        owner = info.tags.get(mf.TAG_DEPLOYMENT)
+        if owner != plan.deployment:
+            raise StepError(f"the cluster {name} that stack {stack} made is not deployment {plan.deployment}'s "
+                            f"(tag {mf.TAG_DEPLOYMENT}={owner or 'missing'})",
+                            "set cluster.name in the plan to a name that is free")
+        if info.status != "ACTIVE" or not info.endpoint:
+            info = self.wait_active(ctx, name)
+        if not self.known(ctx, CLUSTER, name):
+            ctx.created(CLUSTER, name, info.arn, region=plan.region)
+        return info
 
     def wait_active(self, ctx: StepContext, name: str) -> ClusterInfo:
         last: list[str] = []

@@ -218,6 +218,9 @@ def set_faults(spec: str | dict[str, Any], directory: str | Path | None = None) 
         except FaultError as err:
             raise SandboxError(str(err)) from None
         data = {k: v for k, v in parsed.to_dict().items() if k != "fired" and v not in (None, 0, 0.0, [], False)}
+        released = [v.strip() for k, _, v in (i.strip().partition("=") for i in spec.split(",")) if k == "release"]
+        if released:
+            data["release"] = released  # an action, not a state: to_dict has no place for it
     else:
         data = spec
     try:

@@ -14,8 +14,10 @@ FAULT_HELP = (
     "fail-once=<target> (eksctl | eksctl-delete | helm | an AWS operation such as CreateFileSystem | "
     "kube:<verb>:<resource> such as kube:create:jobs), drop-watch[=N] (the next N watch streams break), "
     "pending=<reason> (GPU pods stay Pending with this reason until cleared), oom-download (the next "
-    "model-download Job is OOM-killed)"
+    "model-download Job is OOM-killed), hold=<point> (a fake tool waits at that point until release=<point>; "
+    "points: eksctl-stack, after eksctl's cluster stack exists and before its EKS cluster is created)"
 )
+HOLD_POINTS = ("eksctl-stack",)
 
 
 class FaultError(ValueError):
@@ -29,6 +31,7 @@ class Faults:
     drop_watch: int = 0
     pending: str | None = None
     oom_download: bool = False
+    holds: list[str] = field(default_factory=list)
     seed: int = 7
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _rng: random.Random = field(default_factory=lambda: random.Random(7), repr=False, compare=False)
@@ -79,6 +82,18 @@ class Faults:
                         "insufficient capacity" if value is True else str(value))
                 elif k == "oom-download":
                     self.oom_download = value not in (False, None, "false", "0")
+                elif k in ("hold", "release"):
+                    points = value if isinstance(value, list) else [] if value in (True, None) else [value]
+                    if not points:
+                        raise FaultError(f"{k} needs a point; points: {', '.join(HOLD_POINTS)}")
+                    for raw in points:
+                        point = str(raw).strip().lower()
+                        if point not in HOLD_POINTS:
+                            raise FaultError(f"{k}: {raw!r} is not a hold point; points: {', '.join(HOLD_POINTS)}")
+                        if k == "hold" and point not in self.holds:
+                            self.holds.append(point)
+                        elif k == "release" and point in self.holds:
+                            self.holds.remove(point)
                 elif k == "seed":
                     self.seed = int(value)
                     self._rng.seed(self.seed)
@@ -93,6 +108,7 @@ class Faults:
         self.drop_watch = 0
         self.pending = None
         self.oom_download = False
+        self.holds = []
 
     def clear(self) -> None:
         with self._lock:
@@ -101,7 +117,8 @@ class Faults:
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
             return {"throttle": self.throttle, "fail-once": list(self.fail_once), "drop-watch": self.drop_watch,
-                    "pending": self.pending, "oom-download": self.oom_download, "fired": list(self.fired[-50:])}
+                    "pending": self.pending, "oom-download": self.oom_download, "hold": list(self.holds),
+                    "fired": list(self.fired[-50:])}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
@@ -111,6 +128,7 @@ class Faults:
         f.drop_watch = int(data.get("drop-watch") or 0)
         f.pending = data.get("pending")
         f.oom_download = bool(data.get("oom-download"))
+        f.holds = [str(p) for p in data.get("hold") or []]
         return f
 
     # -------------------------------------------------------------------------------- consulted by parts
@@ -143,6 +161,15 @@ class Faults:
 
     def take_kube_failure(self, verb: str, plural: str) -> bool:
         return self.take_fail_once(f"kube:{verb}:{plural}") is not None
+
+    def held(self, point: str) -> bool:
+        """True while `point` is held (the first time a tool waits there counts as fired)."""
+        with self._lock:
+            if point not in self.holds:
+                return False
+            if f"hold={point}" not in self.fired:
+                self.fired.append(f"hold={point}")
+            return True
 
     def take_oom_download(self) -> bool:
         with self._lock:

@@ -96,6 +96,12 @@ class Hub:
 
     async def cluster_created(self, region: str, params: dict[str, Any], cluster: dict[str, Any]) -> None:
         name = cluster["name"]
+        keep: dict[str, Any] = {k: params[k] for k in ("computeConfig", "storageConfig", "accessConfig", "kubernetesNetworkConfig",
+                                       "upgradePolicy", "zonalShiftConfig", "remoteNetworkConfig") if k in params}
+        # Registered before anything is awaited: from now on every DescribeCluster says CREATING.
+        record = ClusterRecord(name=name, region=region, status="CREATING", request=keep, info={},
+                               ready_at=time.time() + self.clock.duration("eks_control_plane"))
+        self.clusters[(region, name)] = record
         vpc_cfg = params.get("resourcesVpcConfig") or {}
         subnet_ids = list(vpc_cfg.get("subnetIds") or [])
 
@@ -128,11 +134,7 @@ class Hub:
                            subnets=subnets, cluster_security_group=sg_id, node_role=node_role,
                            node_pools=list(compute.get("nodePools") or []) if compute.get("enabled") else [],
                            auto_mode=bool(compute.get("enabled")))
-        keep: dict[str, Any] = {k: params[k] for k in ("computeConfig", "storageConfig", "accessConfig", "kubernetesNetworkConfig",
-                                       "upgradePolicy", "zonalShiftConfig", "remoteNetworkConfig") if k in params}
-        record = ClusterRecord(name=name, region=region, status="CREATING", request=keep, info=info.to_dict(),
-                               ready_at=time.time() + self.clock.duration("eks_control_plane"))
-        self.clusters[(region, name)] = record
+        record.info = info.to_dict()
         self.mark_dirty()
         self._spawn(self._activate(record))
 
@@ -165,7 +167,13 @@ class Hub:
         """moto's cluster as EKS shows it: Auto Mode configs kept, our status and API endpoint."""
         record = self.cluster(region, cluster.get("name", ""))
         if record is None:
-            return cluster
+            # moto has made it and the hub has not seen it yet (a describe racing the create's answer):
+            # EKS would say CREATING, without an endpoint; moto says ACTIVE with one that leads nowhere.
+            out = dict(cluster)
+            out["status"] = "CREATING"
+            out.pop("endpoint", None)
+            out.pop("certificateAuthority", None)
+            return out
         out = dict(cluster)
         out.update(record.request)
         out["status"] = record.status

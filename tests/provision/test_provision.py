@@ -350,3 +350,56 @@ def test_reserved_capacity_and_the_efa_check(sandbox_env: Any) -> None:
     assert reserved["spec"]["capacityReservationSelectorTerms"] == [{"id": "cr-0c3d4e5f60718293a"}]
     assert events.finished("efa-check").status == "done"
     assert set(runner.state["efa"].values()) == {"efa"}
+
+
+def test_an_earlier_attempts_eksctl_still_creating_the_cluster_is_waited_for_not_duplicated(
+    sandbox_env: Any, tmp_path: Path,
+) -> None:
+    """An apply killed during `eksctl create cluster` leaves that eksctl running (it is not ours to stop any
+    more). Applying again at once finds its stack before its cluster exists (real stacks spend minutes on the
+    network first; the sandbox holds the stack there): the cluster step waits for that cluster and adopts it."""
+    import os
+    import subprocess
+
+    import yaml
+
+    from dynamo_wizard.core import manifests as mf
+
+    plan = plan_named("agg", "p-early")
+    config = tmp_path / "eksctl-cluster.yaml"
+    zones = ("us-east-1a", "us-east-1b")
+    config.write_text(yaml.safe_dump(mf.eksctl_cluster_config(plan, mf.ClusterFacts(zones=zones)), sort_keys=False))
+    sandbox_env.faults("hold=eksctl-stack")
+    earlier = subprocess.Popen([sandbox_env.env["DYNAMO_WIZARD_EKSCTL"], "create", "cluster", "-f", str(config)],
+                               env={**os.environ, **sandbox_env.env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    result: dict[str, Any] = {}
+    events = Events()
+    try:
+        wait_for(lambda: "hold=eksctl-stack" in sandbox_env.status()["faults"]["fired"], "the earlier eksctl's stack")
+        assert sandbox_env.client("eks").list_clusters()["clusters"].count(plan.cluster_name) == 0
+        thread = threading.Thread(target=lambda: result.update(report=run_plan(plan, events)[1]), daemon=True)
+        thread.start()
+        stack = mf.eksctl_cluster_stack_name(plan)
+        cluster_lines = lambda: [e.line for e in list(events.items)  # noqa: E731
+                                 if isinstance(e, StepOutput) and e.step_id == "cluster"]
+        wait_for(lambda: any(f"stack {stack} of an earlier attempt is" in x for x in cluster_lines()),
+                 "the cluster step to find the earlier stack")
+        sandbox_env.faults("release=eksctl-stack")
+        thread.join(timeout=180)
+        assert earlier.wait(timeout=120) == 0, "the earlier eksctl was disturbed"
+    finally:
+        sandbox_env.faults("release=eksctl-stack")
+        if earlier.poll() is None:
+            earlier.kill()
+    report = result["report"]
+    assert report.ok, [(f.step_id, f.error) for f in report.failed()]
+    assert events.statuses()["cluster"] == "done"
+    assert any("earlier attempt is ACTIVE; adopted" in x for x in cluster_lines())
+    # Our own eksctl ran once and stopped at the stack; nothing else made a second cluster.
+    creates = [c for c in sandbox_env.calls("eksctl") if c["argv"][:2] == ["create", "cluster"]
+               and str(config) not in c["argv"] and plan.cluster_name in json.dumps(c)]
+    assert len(creates) <= 1
+    assert sandbox_env.client("eks").list_clusters()["clusters"].count(plan.cluster_name) == 1
+    created = [e for e in entries(plan) if e["kind"] == "cluster" and e["action"] == "created"]
+    assert len(created) == 1
