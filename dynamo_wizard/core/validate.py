@@ -324,13 +324,13 @@ def _check_metadata(doc: dict[str, Any], where: str) -> list[Problem]:
     if not isinstance(name, str) or not name:
         problems.append(Problem(f"{where} metadata.name", "is missing", "name the object"))
     else:
-        dns_ok = _DNS_LABEL_RE.match(name) if kind == "Namespace" else _DNS_SUBDOMAIN_RE.match(name)
+        dns_ok = _DNS_LABEL_RE.fullmatch(name) if kind == "Namespace" else _DNS_SUBDOMAIN_RE.fullmatch(name)
         limit = 63 if kind == "Namespace" else 253
         if not dns_ok or len(name) > limit:
             problems.append(Problem(f"{where} metadata.name", f"{_short(name)} is not a valid Kubernetes name",
                                     "use lowercase letters, digits and '-'"))
     ns = meta.get("namespace")
-    if ns is not None and (not isinstance(ns, str) or not _DNS_LABEL_RE.match(ns) or len(ns) > 63):
+    if ns is not None and (not isinstance(ns, str) or not _DNS_LABEL_RE.fullmatch(ns) or len(ns) > 63):
         problems.append(Problem(f"{where} metadata.namespace", f"{_short(ns)} is not a valid namespace",
                                 "use lowercase letters, digits and '-'"))
     for kind_of_map in ("labels", "annotations"):
@@ -346,12 +346,12 @@ def _check_metadata(doc: dict[str, Any], where: str) -> list[Problem]:
                                         "a string pair", "quote the value"))
                 continue
             prefix, _, label_name = key.rpartition("/")
-            key_ok = bool(_LABEL_NAME_RE.match(label_name)) and len(label_name) <= 63 and (
-                not prefix or (bool(_DNS_SUBDOMAIN_RE.match(prefix)) and len(prefix) <= 253))
+            key_ok = bool(_LABEL_NAME_RE.fullmatch(label_name)) and len(label_name) <= 63 and (
+                not prefix or (bool(_DNS_SUBDOMAIN_RE.fullmatch(prefix)) and len(prefix) <= 253))
             if not key_ok:
                 problems.append(Problem(f"{where} metadata.{kind_of_map}", f"key {_short(key)} is not a valid "
                                         "qualified name", "use [prefix/]name with letters, digits, '-', '_', '.'"))
-            if kind_of_map == "labels" and (len(value) > 63 or not _LABEL_VALUE_RE.match(value)):
+            if kind_of_map == "labels" and (len(value) > 63 or not _LABEL_VALUE_RE.fullmatch(value)):
                 problems.append(Problem(f"{where} metadata.labels", f"value {_short(value)} of {key} is not a valid "
                                         "label value", "at most 63 letters, digits, '-', '_', '.'"))
     return problems

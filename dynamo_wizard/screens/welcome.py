@@ -21,8 +21,9 @@ from ..tui.widgets.choice_table import ChoiceRow, ChoiceTable
 from .base import WizardScreen
 
 # The first screen: everything heavy (the plan model, the catalog, boto3) loads in its worker, after the
-# screen is drawn. Same rule as core.plan.NAME_RE (checked again by the plan itself).
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# screen is drawn. So the deployment-name rule is repeated here: the same pattern as core.plan.NAME_RE
+# (a test keeps them equal; the plan checks it again).
+NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,29}[a-z0-9])?$")
 
 
 def free_name(base: str, taken: set[str]) -> str:
@@ -170,9 +171,9 @@ class WelcomeScreen(WizardScreen):
 
     def _deployment_name(self) -> str | None:
         name = self.query_one("#deployment", Input).value.strip()
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             self.refuse(f"Deployment name {name!r} is not valid: a lowercase letter, then lowercase letters, "
-                        "digits or '-', at most 31 characters (e.g. ai-dynamo).")
+                        "digits or '-', not ending in '-', at most 31 characters (e.g. ai-dynamo).")
             self.query_one("#deployment", Input).focus()
             return None
         return name

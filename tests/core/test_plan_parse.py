@@ -66,3 +66,26 @@ def test_unquoted_kubernetes_version_is_read_as_meant() -> None:
 def test_not_yaml_or_not_a_mapping() -> None:
     assert problems("a: [b\n")[0].startswith("plan: is not valid YAML at line")
     assert problems("- 1\n- 2\n")[0].startswith("plan: expected a YAML mapping, got list")
+
+
+def test_the_welcome_screen_checks_deployment_names_by_the_plans_own_rule() -> None:
+    from dynamo_wizard.core.plan import NAME_RE
+    from dynamo_wizard.screens.welcome import NAME_RE as WELCOME_NAME_RE
+
+    assert WELCOME_NAME_RE.pattern == NAME_RE.pattern
+    for bad in ("ai-dynamo-", "ai-dynamo\n", "1abc", "a" * 32, "Ai"):
+        assert not WELCOME_NAME_RE.fullmatch(bad), bad
+    assert WELCOME_NAME_RE.fullmatch("ai-dynamo") and WELCOME_NAME_RE.fullmatch("a" * 31)
+
+
+def test_kubernetes_names_with_a_trailing_newline_are_not_valid() -> None:
+    from dynamo_wizard.core import validate
+
+    def problems(name: str, label: str) -> list[str]:
+        doc = {"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": name, "labels": {"app.kubernetes.io/name": label}}}
+        return [str(p) for p in validate._check_metadata(doc, "ns.yaml")]
+
+    assert problems("dynamo-system", "dynamo") == []
+    assert any("not a valid Kubernetes name" in p for p in problems("dynamo-system\n", "dynamo"))
+    assert problems("dynamo-system", "dynamo\n") != []
