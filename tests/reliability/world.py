@@ -484,8 +484,9 @@ async def drive_tui(world: World) -> None:
         world.export_dir = export_dir
         world.plan_path = export_dir / "plan.yaml"
         shot("review-exported")
-        # Confirm, with the API server refusing the first Secret create: the run fails at the token step.
-        world.sandbox.faults("fail-once=kube:create:secrets")
+        # Confirm, with the API server refusing the Secret's create on each of the step's three attempts (a
+        # 500 is transient: the runner tries the step twice more before it fails): the run fails there.
+        world.sandbox.faults(",".join(["fail-once=kube:create:secrets"] * 3))
         await pilot.press("c")  # "Create…" (Enter may belong to the file list that has the focus)
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog", "the confirmation")
         shot("confirm")
