@@ -68,9 +68,12 @@ storage: {{efs: true, downloadMemory: null}}
 """
 
 
-def kill_points(count: int = int(os.environ.get("DYNAMO_WIZARD_CRASH_POINTS", "31"))) -> list[tuple[int, float]]:
-    """(ledger lines to wait for, extra seconds) spread from before the first line to the last steps (one
-    more than the 30 required: a point near the end may find the run already finished)."""
+BOTH_WAYS = os.environ.get("DYNAMO_WIZARD_CRASH_BOTH_WAYS", "") not in ("", "0")
+
+
+def kill_points(count: int = int(os.environ.get("DYNAMO_WIZARD_CRASH_POINTS", "32"))) -> list[tuple[int, float]]:
+    """(ledger lines to wait for, extra seconds) spread from before the first line to the last steps (more
+    than the 30 required: a point near the end may find the run already finished)."""
     points = []
     for i in range(count):
         lines = round(i * (FULL_APPLY_LINES - 3) / (count - 1))
@@ -425,12 +428,16 @@ def crash_and_follow(base: Path, index: int, point: tuple[int, float], follow: s
 
 @pytest.fixture(scope="module")
 def crash_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Outcome]]:
-    """Every kill point, once followed by cleanup and once by apply, each in its own fresh sandbox; all runs
-    share one pool (a few at a time) so the machine stays busy to the end."""
+    """Every kill point followed by cleanup or by apply, in turn (neighbouring points, a ledger line apart,
+    get the other follow-up), each in its own fresh sandbox; DYNAMO_WIZARD_CRASH_BOTH_WAYS=1 follows every
+    point both ways (twice the time). All runs share one pool (a few at a time) so the machine stays busy."""
     base = tmp_path_factory.mktemp("crash")
     points = kill_points()
     forkserver()
-    jobs = [(i, p, follow) for i, p in enumerate(points) for follow in ("cleanup", "apply")]
+    if BOTH_WAYS:
+        jobs = [(i, p, follow) for i, p in enumerate(points) for follow in ("cleanup", "apply")]
+    else:
+        jobs = [(i, p, ("cleanup", "apply")[i % 2]) for i, p in enumerate(points)]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         futures = [(follow, pool.submit(crash_and_follow, base, i, p, follow)) for i, p, follow in jobs]
         outcomes: dict[str, list[Outcome]] = {"cleanup": [], "apply": []}
@@ -449,27 +456,32 @@ def _report(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def _check_spread(outcomes: list[Outcome]) -> None:
-    killed = [o for o in outcomes if not o.finished_before_kill]
+def _check_spread(outcomes: dict[str, list[Outcome]]) -> None:
+    every = [o for follow in outcomes.values() for o in follow]
+    killed = [o for o in every if not o.finished_before_kill]
     distinct = {o.killed_at_lines for o in killed}
-    # At least 30 different kill points, truly inside the run (not after it ended).
-    assert len(killed) >= 30 and len({(o.point, o.killed_at_lines) for o in killed}) >= 30, [
-        (o.point, o.killed_at_lines, o.finished_before_kill) for o in outcomes]
+    # At least 30 different kill points, truly inside the run (not after it ended), and each follow-up
+    # after kills spread over the whole run.
+    assert len({(o.point, o.killed_at_lines) for o in killed}) >= 30, [
+        (o.point, o.killed_at_lines, o.finished_before_kill) for o in every]
     assert len(distinct) >= 15, f"kill points bunched at ledger lines {sorted(distinct)}"
+    for follow, group in outcomes.items():
+        lines = {o.killed_at_lines for o in group if not o.finished_before_kill}
+        assert len(lines) >= 10 and max(lines) - min(lines) >= FULL_APPLY_LINES // 2, (follow, sorted(lines))
 
 
 @pytest.mark.timeout(900)
 def test_apply_killed_anywhere_then_cleanup_leaves_nothing_tagged(crash_outcomes: dict[str, list[Outcome]]) -> None:
+    _check_spread(crash_outcomes)
     outcomes = crash_outcomes["cleanup"]
-    _check_spread(outcomes)
     assert not any(o.problems for o in outcomes), _report(outcomes)
 
 
 @pytest.mark.timeout(900)
 def test_apply_killed_anywhere_then_apply_again_creates_nothing_twice(crash_outcomes: dict[str, list[Outcome]]
                                                                       ) -> None:
+    _check_spread(crash_outcomes)
     outcomes = crash_outcomes["apply"]
-    _check_spread(outcomes)
     assert not any(o.problems for o in outcomes), _report(outcomes)
 
 
