@@ -41,7 +41,14 @@ case "$cmd" in
   test)
     install_python; install_system
     export PATH="$ROOT/.tools/bin:$PATH"
-    exec "$VENV/bin/python" -m pytest "$@" ;;
+    # Test files run in parallel (TEST_WORKERS=0: in this process). Many tests wait on the sandbox's
+    # scaled clock, so more workers than cores still helps; a file's tests stay together (they share
+    # module-scoped sandboxes). An explicit -n in ARGS wins.
+    workers="${TEST_WORKERS:-3}"
+    parallel=()
+    case " $* " in *" -n "*|*" -n"[0-9]*|*" --numprocesses"*) ;; *)
+      if [ "$workers" != 0 ]; then parallel=(-n "$workers" --dist loadfile); fi ;; esac
+    exec "$VENV/bin/python" -m pytest "${parallel[@]}" "$@" ;;
   bench)
     install_python; install_system
     export PATH="$ROOT/.tools/bin:$PATH"
