@@ -149,14 +149,19 @@ def run(runs: int = 5) -> list[Result]:
         with tempfile.TemporaryDirectory() as d:
             bare_rates.append(asyncio.run(_ingest_bare()))
             our_rates.append(asyncio.run(_ingest_ours(Path(d) / f"ingest{i}")))
-    with tempfile.TemporaryDirectory() as d:
-        lat, produced = asyncio.run(_key_latency(Path(d)))
-        lat_all.extend(lat)
+    per_run: list[float] = []
+    for _ in range(3):  # ~200 keys a run: the p99 of one run is its second-worst key; pool three
+        with tempfile.TemporaryDirectory() as d:
+            lat, n = asyncio.run(_key_latency(Path(d)))
+            lat_all.extend(lat)
+            produced += n
+            per_run.append(percentile(lat, 99) * 1000)
     o, b = median(our_rates), median(bare_rates)
     p99 = percentile(lat_all, 99) * 1000
     return [
         Result("log pane ingest", o, b, "lines/s", "≥ 0.8× the bare Log", o / b >= 0.8, "bare Textual Log",
                note=f"{LINES:,} lines, median of {len(our_rates)}; ours also writes every line to disk"),
         Result("key latency p99 under 10k lines/s", p99, None, "ms", "≤ 100 ms", p99 <= 100,
-               note=f"{len(lat_all)} keys, {produced:,} lines in 4 s; median {median(lat_all) * 1000:.1f} ms"),
+               note=f"{len(lat_all)} keys in 3 runs of 4 s, {produced:,} lines; median {median(lat_all) * 1000:.1f} ms; "
+                    f"p99 per run {', '.join(f'{x:.0f}' for x in per_run)} ms"),
     ]
