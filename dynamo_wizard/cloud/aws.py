@@ -212,12 +212,13 @@ class AwsDiscovery:
         return cache_dir() / "aws" / self._endpoint_key / account / region / f"{safe}.json"
 
     def _cached(self, region: str, name: str, fetch: Callable[[], T], *, disk: bool = True) -> T:
-        """Memory, then disk (younger than the TTL), then `fetch`; only successes are stored."""
+        """Memory (what this instance fetched), then disk (younger than the TTL; not with refresh), then
+        `fetch`; only successes are stored."""
         key = (region, name)
+        hit, value = self._memo_get(key)
+        if hit:
+            return value  # type: ignore[no-any-return]
         if not self._refresh:
-            hit, value = self._memo_get(key)
-            if hit:
-                return value  # type: ignore[no-any-return]
             path = self._disk_path(region, name) if disk else None
             if path is not None and path.is_file():
                 try:
@@ -438,7 +439,15 @@ class AwsDiscovery:
         fams = tuple(dict.fromkeys(families or self._catalog.guide_families))
         regions = list(dict.fromkeys(regions))
         opt_in_notes = {r: self.check_region(r) for r in regions}
-        jobs = {r: _RegionJob(self, r, fams, prices) for r in regions if opt_in_notes[r] is None}
+        asked = [r for r in regions if opt_in_notes[r] is None]
+        # A type's specs (GPUs, memory, EFA) are the same in every region: ask one region, once (the home
+        # region when it is among them). Which zones offer each type is asked per region; an offered type
+        # that region did not describe takes its specs from the catalog.
+        home = self._session.region_name or default_region()
+        specs_region = home if home in asked else (asked[0] if asked else home)
+        specs_f = self._submit(specs_region, "ec2.DescribeInstanceTypes",
+                               lambda: self._gpu_specs(specs_region, fams)) if asked else None
+        jobs = {r: _RegionJob(self, r, fams, prices, specs_f) for r in asked}
         for job in jobs.values():
             job.start()
         results: list[RegionSummary] = []
@@ -527,14 +536,17 @@ def _relay(inner: Future[Any], outer: Future[Any]) -> None:
 class _RegionJob:
     """The calls of one region, submitted to the shared pool; `finish` assembles the summary."""
 
-    def __init__(self, discovery: AwsDiscovery, region: str, families: tuple[str, ...], prices: bool) -> None:
+    def __init__(self, discovery: AwsDiscovery, region: str, families: tuple[str, ...], prices: bool,
+                 specs_f: Future[tuple[Any, str | None]] | None = None) -> None:
         self.d, self.region, self.families, self.prices = discovery, region, families, prices
+        self.shared_specs_f = specs_f
         self.notes: list[str] = []
 
     def start(self) -> None:
         d, r = self.d, self.region
         self.zones_f = d._submit(r, "ec2.DescribeAvailabilityZones", lambda: d._zones_raw(r))
-        self.specs_f = d._submit(r, "ec2.DescribeInstanceTypes", lambda: d._gpu_specs(r, self.families))
+        self.specs_f = self.shared_specs_f or d._submit(r, "ec2.DescribeInstanceTypes",
+                                                        lambda: d._gpu_specs(r, self.families))
         self.quota_f = {
             key: d._submit(r, f"service-quotas.GetServiceQuota({code})", functools.partial(d._quota, r, code))
             for key, (code, _) in QUOTA_CODES.items()
@@ -548,10 +560,17 @@ class _RegionJob:
         specs, _ = self.specs_f.result()
         return specs if specs is not None else self.d._catalog_specs(self.families)
 
+    def _names(self) -> list[str]:
+        """The types to ask offerings and prices for: those described, and the catalog's of the families."""
+        names = [s["instance_type"] for s in self._specs()]
+        known = set(names)
+        return names + [s["instance_type"] for s in self.d._catalog_specs(self.families)
+                        if s["instance_type"] not in known]
+
     def _after_specs(self) -> None:
         d, r = self.d, self.region
         try:
-            names = [s["instance_type"] for s in self._specs()]
+            names = self._names()
         except BaseException as err:  # noqa: BLE001 - hand any failure to finish(), never lose it in a callback
             self.offers_f.set_exception(err)
             self.prices_f.set_exception(err)
@@ -603,13 +622,19 @@ class _RegionJob:
         if note:
             self.notes.append(note)
         summary.zones = sorted((d._zone(r, z) for z in zones_raw or []), key=lambda z: z.name)
-        specs, note = self.specs_f.result()
+        live, note = self.specs_f.result()
         if note:
             self.notes.append(note + "; GPU specs shown from the offline catalog")
-        specs = specs if specs is not None else d._catalog_specs(self.families)
-        offered, note = self.offers_f.result()
-        if note:
-            self.notes.append(note + "; zones offering each type are unknown")
+        offered, offers_note = self.offers_f.result()
+        if offers_note:
+            self.notes.append(offers_note + "; zones offering each type are unknown")
+        if live is None:
+            specs = d._catalog_specs(self.families)
+        else:
+            described = {s["instance_type"] for s in live}
+            specs = sorted(list(live) + [s for s in d._catalog_specs(self.families) if s["instance_type"] not in
+                                         described and (offered or {}).get(s["instance_type"])],
+                           key=lambda s: (s["family"], s["vcpus"], s["instance_type"]))
         priced = self.prices_f.result()
         catalog_priced: list[str] = []
         price_failure: str | None = None

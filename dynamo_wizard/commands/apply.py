@@ -16,14 +16,13 @@ import argparse
 import getpass
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, TextIO
 
 from ..core.catalog import Catalog, load_catalog
 from ..core.errors import PlanError, Problem, WizardError
-from ..core.events import Event, Listener, ResourceRecorded, RunFinished, StepFinished, StepOutput, StepStarted
+from ..core.events import Listener
 from ..core.ledger import Ledger
 from ..core.paths import deployment_dir
 from ..core.plan import Plan, load_plan, save_plan
@@ -31,6 +30,7 @@ from ..core.protocols import ProvisionBackends
 from ..core.redact import redact, register_secret
 from ..core.runner import Runner, RunReport
 from ..core.steps import S_EFA, S_SMOKE, ProvisionOptions, build_provision_graph
+from .printer import StepPrinter
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
 SANDBOX_DUMMY_TOKEN = "sandbox-hf-token-not-real"
@@ -77,40 +77,6 @@ def pod_watch(plan: Plan) -> Callable[[str, Any, Any], None]:
 
 # --------------------------------------------------------------------------------------------------
 # Headless
-
-
-class StepPrinter:
-    """A runner listener: every line prefixed by its step id."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self.lock:
-            if isinstance(event, StepStarted):
-                print(f"[{event.step_id}] ▶ {event.title}", file=self.out)
-            elif isinstance(event, StepOutput):
-                print(f"[{event.step_id}] {event.line}", file=self.out)
-            elif isinstance(event, ResourceRecorded):
-                if event.action != "intent":
-                    what = f"{event.kind} {event.name}" + (f" ({event.resource_id})" if event.resource_id else "")
-                    print(f"[{event.step_id}] ledger: {event.action} {what}", file=self.out)
-            elif isinstance(event, StepFinished):
-                mark = {"done": "✔", "skipped": "✔", "failed": "✖", "cancelled": "■", "blocked": "·"}.get(
-                    event.status, "?")
-                status = "already present" if event.status == "skipped" else event.status
-                line = f"[{event.step_id}] {mark} {status} ({event.elapsed:.1f}s)"
-                if event.error:
-                    line += f": {event.error}"
-                elif event.summary:
-                    line += f": {event.summary}"
-                print(redact(line), file=self.out)
-                if event.fix:
-                    print(redact(f"[{event.step_id}]   what to do: {event.fix}"), file=self.out)
-            elif isinstance(event, RunFinished):
-                print(redact(event.summary), file=self.out)
-            self.out.flush()
 
 
 def _check(plan: Plan, catalog: Catalog, out: TextIO) -> None:
@@ -234,7 +200,7 @@ def run(args: argparse.Namespace, *, inp: TextIO | None = None, out: TextIO | No
             print("Nothing was done.", file=out)
             return EXIT_REFUSED
     token = hf_token_from(os.environ, interactive, out)
-    printer = StepPrinter(out)
+    printer = StepPrinter(out, skipped="already present")
     runner = make_runner(plan, token, listeners=[printer], backends=backends,
                          options=options or default_options(token, catalog))
     print(f"Logs: {runner.log_dir}  ·  ledger: {deployment_dir(plan.deployment) / 'ledger.jsonl'}", file=out)

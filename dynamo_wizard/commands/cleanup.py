@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -31,11 +30,11 @@ from ..core.cleanup import (
     manual_command,
 )
 from ..core.errors import WizardError
-from ..core.events import Event, ResourceRecorded, RunFinished, StepFinished, StepOutput, StepStarted
 from ..core.ledger import Ledger
 from ..core.paths import known_deployments, logs_dir, state_dir
 from ..core.redact import redact
 from ..core.runner import Runner
+from .printer import StepPrinter
 
 SANDBOX_TIME_SCALE = 60.0  # the sandbox runs real-world durations 60 × speed as fast (sandbox.timings)
 BackendFactory = Callable[[str], CleanupBackend]  # region -> backend
@@ -173,35 +172,6 @@ def print_inventory(inventory: Inventory, out: TextIO) -> None:
         print(f"  note: {note}", file=out)
 
 
-class LinePrinter:
-    """A runner listener for the headless command: every line prefixed by its step."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self.lock:
-            if isinstance(event, StepStarted):
-                print(f"[{event.step_id}] ▶ {event.title}", file=self.out)
-            elif isinstance(event, StepOutput):
-                print(f"[{event.step_id}] {event.line}", file=self.out)
-            elif isinstance(event, ResourceRecorded):
-                print(f"[{event.step_id}] ledger: {event.action} {event.kind} {event.name}", file=self.out)
-            elif isinstance(event, StepFinished):
-                mark = {"done": "✔", "skipped": "✔", "failed": "✖", "cancelled": "■", "blocked": "·"}.get(
-                    event.status, "?")
-                line = f"[{event.step_id}] {mark} {event.status} ({event.elapsed:.1f}s)"
-                if event.error:
-                    line += f": {event.error}"
-                print(redact(line), file=self.out)
-                if event.fix:
-                    print(redact(f"[{event.step_id}]   to fix: {event.fix}"), file=self.out)
-            elif isinstance(event, RunFinished):
-                print(event.summary, file=self.out)
-            self.out.flush()
-
-
 def _ask(prompt: str, inp: TextIO, out: TextIO) -> str | None:
     print(prompt, end="", file=out, flush=True)
     line = inp.readline()
@@ -258,7 +228,7 @@ def run_cleanup(args: argparse.Namespace, *, backend_factory: BackendFactory | N
             print("Not confirmed; nothing was deleted.", file=out)
             return 1
     runner = session.runner()
-    runner.add_listener(LinePrinter(out))
+    runner.add_listener(StepPrinter(out, skipped="nothing to do"))
     print(f"Logs: {runner.log_dir}  ·  ledger: {session.ledger.path}", file=out)
     print("Ctrl-C stops at the next safe point; the same command again finishes the cleanup.", file=out, flush=True)
     report = runner.run()  # Ctrl-C here cancels at a safe point (the runner catches it)
@@ -266,7 +236,7 @@ def run_cleanup(args: argparse.Namespace, *, backend_factory: BackendFactory | N
         for step in report.failed():
             print(redact(f"✖ {step.step_id}: {step.error}"), file=out)
             if step.fix:
-                print(redact(f"  to fix: {step.fix}"), file=out)
+                print(redact(f"  what to do: {step.fix}"), file=out)
         if report.cancelled:
             print("Cleanup interrupted; run the same command again to finish.", file=out)
             return 130

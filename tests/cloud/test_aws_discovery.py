@@ -69,7 +69,7 @@ def test_region_summary_matches_direct_boto3_calls(discovery: AwsDiscovery, aws_
     assert summary.families_offered(FAMILIES) == FAMILIES
 
 
-def test_many_regions_fan_out_and_report_as_they_finish(discovery: AwsDiscovery) -> None:
+def test_many_regions_fan_out_and_report_as_they_finish(discovery: AwsDiscovery, request_log: list[str]) -> None:
     seen: list[str] = []
     regions = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1"]
     summaries = discovery.region_summaries(regions, ["g6e", "p5en"], on_summary=lambda s: seen.append(s.region))
@@ -79,6 +79,10 @@ def test_many_regions_fan_out_and_report_as_they_finish(discovery: AwsDiscovery)
     assert p5en.zones == ("us-west-2a", "us-west-2c", "us-west-2d")
     assert all(o.price_source == "catalog" for s in summaries for o in s.offerings)  # prices=False by default
     assert all(s.notes == [] for s in summaries)
+    # Specs are the same everywhere: asked once; zones are asked per region; the regions listed once.
+    assert request_log.count("ec2.DescribeInstanceTypes") == 1
+    assert request_log.count("ec2.DescribeInstanceTypeOfferings") == len(regions)
+    assert request_log.count("ec2.DescribeRegions") == 1
 
 
 def test_disk_cache_is_reused_by_account_and_region_until_the_ttl(aws_session: boto3.Session,

@@ -38,13 +38,26 @@ def test_access_denied_in_one_region_gives_a_partial_result_and_notes(
         reservations, notes = d.reservations("us-west-2")
     assert east.notes == [] and east.offerings and east.quotas
     assert west.zones == [] and west.quotas == []
-    # Specs fall back to the catalog, with a note for each call that was denied: region, call and reason.
+    # The specs (asked once, of the home region) still describe west's types; where they are offered is
+    # unknown. A note for each of west's calls that was denied: region, call and reason.
     assert {o.family for o in west.offerings} == set(FAMILIES)
-    for call in ("ec2.DescribeAvailabilityZones", "ec2.DescribeInstanceTypes", "ec2.DescribeInstanceTypeOfferings",
+    assert all(o.zones == () for o in west.offerings)
+    for call in ("ec2.DescribeAvailabilityZones", "ec2.DescribeInstanceTypeOfferings",
                  "service-quotas.GetServiceQuota"):
         assert any(n.startswith(f"us-west-2: {call}") and "denied (UnauthorizedOperation" in n or
                    n.startswith(f"us-west-2: {call}") and "denied (AccessDeniedException" in n
                    for n in west.notes), (call, west.notes)
-    assert any("grant ec2:DescribeInstanceTypes" in n for n in west.notes)
+    assert any("grant ec2:DescribeInstanceTypeOfferings" in n for n in west.notes)
     assert reservations == [] and len(notes) == 1 and "us-west-2: ec2.DescribeCapacityReservations" in notes[0]
     assert gap_state.faults.denied >= 5
+
+
+def test_specs_denied_in_the_home_region_fall_back_to_the_catalog_everywhere(
+        aws_session: boto3.Session, gap_state: SandboxState) -> None:
+    gap_state.faults.deny_regions = {"us-east-1"}
+    with AwsDiscovery(aws_session, max_workers=8) as d:
+        east, west = d.region_summaries(["us-east-1", "us-west-2"], FAMILIES)
+    assert any(n.startswith("us-east-1: ec2.DescribeInstanceTypes") for n in east.notes), east.notes
+    # west's own calls worked: its offerings have zones, with the catalog's specs and a note saying so.
+    assert any(o.zones for o in west.offerings)
+    assert any("GPU specs shown from the offline catalog" in n for n in west.notes), west.notes
