@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import WizardError
-from .layout import ENV_DIR, Layout, default_dir
+from .layout import ENV_DIR, Layout, code_fingerprint, default_dir
 
 START_TIMEOUT_S = 60.0
 DUMMY_KEY = "AKIASANDBOX000000000"
@@ -86,6 +86,9 @@ def start(speed: float | None = None, faults: str | None = None, directory: str 
     with layout.start_lock.open("a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         info = running(layout.root)
+        if info is not None and info.get("code") != code_fingerprint():
+            stop(layout.root)  # older code (an upgrade, an edit): it saves its world; the new one loads it
+            info = None
         if info is None:
             layout.service_json.unlink(missing_ok=True)
             argv = [sys.executable, "-m", "dynamo_wizard.sandbox.service", "--dir", str(layout.root)]

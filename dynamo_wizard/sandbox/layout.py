@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -74,3 +75,18 @@ class Layout:
         except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+
+def code_fingerprint() -> str:
+    """Which code a sandbox service runs: the product's Python files (path, size, modification time). A
+    running service with another fingerprint was started before an upgrade or an edit; the client restarts
+    it (its world is saved and reloaded) rather than let new tools talk to old code."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        digest.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]

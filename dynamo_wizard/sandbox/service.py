@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .layout import Layout, default_dir
+from .layout import Layout, code_fingerprint, default_dir
 
 log = logging.getLogger("sandbox.service")
 
@@ -32,6 +32,7 @@ class Service:
         self.faults_text = faults_text
         self.stopping = asyncio.Event()
         self.started = time.time()
+        self.code = code_fingerprint()  # what the client compares, to restart a service of older code
         self.port = 0
         self.hub: Any = None
         self.front: Any = None
@@ -114,7 +115,8 @@ class Service:
     def write_service_json(self) -> None:
         data = {"pid": os.getpid(), "port": self.port, "url": f"http://127.0.0.1:{self.port}",
                 "started": self.started, "speed": self.hub.clock.speed, "python": sys.executable,
-                "eksctl": str(self.layout.tool("eksctl")), "helm": str(self.layout.tool("helm"))}
+                "eksctl": str(self.layout.tool("eksctl")), "helm": str(self.layout.tool("helm")),
+                "code": self.code}
         tmp = self.layout.service_json.with_name(f"service.json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(self.layout.service_json)

@@ -114,3 +114,21 @@ def test_reset_gives_a_fresh_world(sandbox_dir: Path) -> None:
     fresh = client.reset(sandbox_dir)
     assert fresh["pid"] != first["pid"] and client.running(sandbox_dir) is not None
     assert not (sandbox_dir / "calls.jsonl").exists() and not (sandbox_dir / "wizard-home").exists()
+
+
+def test_a_service_running_older_code_is_restarted_and_keeps_its_world(sandbox_dir: Path) -> None:
+    import boto3
+
+    first = client.start(directory=sandbox_dir)
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=first["url"], aws_access_key_id="a",
+                       aws_secret_access_key="b")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    assert client.start(directory=sandbox_dir)["pid"] == first["pid"]  # same code: the same service
+    # As if the product had been upgraded (or edited) since this service started.
+    stale = dict(first, code="0000000000000000")
+    (sandbox_dir / "service.json").write_text(json.dumps(stale))
+    second = client.start(directory=sandbox_dir)
+    assert second["pid"] != first["pid"] and second["code"] == first["code"]
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=second["url"], aws_access_key_id="a",
+                       aws_secret_access_key="b")
+    assert vpc in [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
