@@ -35,7 +35,6 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     CredentialRetrievalError,
@@ -63,6 +62,7 @@ from ..core.inventory import (
 )
 from ..core.paths import cache_dir
 from ..core.preflight import QUOTA_CODES  # (quota class, market) -> (code, name); values are vCPUs
+from .aws_ops import BOTO_FAILURES as _BOTO_FAILURES
 
 T = TypeVar("T")
 
@@ -261,7 +261,7 @@ class AwsDiscovery:
                 raise CredentialsError(f"no usable AWS credentials ({type(err).__name__})", _CREDENTIALS_FIX) from None
             except ClientError as err:
                 raise CredentialsError(f"AWS rejected the credentials ({_code(err)})", _CREDENTIALS_FIX) from None
-            except BotoCoreError as err:
+            except _BOTO_FAILURES as err:
                 raise CredentialsError(f"could not check the AWS credentials: {describe_failure(region, 'sts.GetCallerIdentity', err)}",
                                        "check the network, or run `dynamo-wizard --sandbox`") from None
             arn = str(answer.get("Arn", ""))
@@ -289,7 +289,7 @@ class AwsDiscovery:
         """Regions this account has enabled (opt-in-not-required or opted-in), sorted."""
         try:
             table = self._region_table()
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *_BOTO_FAILURES) as err:
             if _is_credentials_problem(err):
                 raise CredentialsError(f"no usable AWS credentials ({type(err).__name__})", _CREDENTIALS_FIX) from None
             raise WizardError(describe_failure(self._session.region_name or default_region(),
@@ -305,7 +305,7 @@ class AwsDiscovery:
             table = self._region_table()
         except CredentialsError:
             raise
-        except (ClientError, BotoCoreError):
+        except (ClientError, *_BOTO_FAILURES):
             return None  # cannot list regions (e.g. denied): let the real calls speak for themselves
         if region not in table:
             near = sorted(r for r in table if r.split("-")[0] == region.split("-")[0])[:6] or sorted(table)[:6]
@@ -466,7 +466,7 @@ class AwsDiscovery:
                 return fn(), None
             except _CREDENTIAL_EXCEPTIONS as err:
                 raise CredentialsError(f"no usable AWS credentials ({type(err).__name__})", _CREDENTIALS_FIX) from None
-            except (ClientError, BotoCoreError) as err:
+            except (ClientError, *_BOTO_FAILURES) as err:
                 return None, describe_failure(region, call, err)
 
         return self._pool.submit(run)
@@ -498,7 +498,7 @@ class AwsDiscovery:
             return [], [describe_failure(region, "ec2.DescribeCapacityReservations", err)]
         except _CREDENTIAL_EXCEPTIONS as err:
             raise CredentialsError(f"no usable AWS credentials ({type(err).__name__})", _CREDENTIALS_FIX) from None
-        except BotoCoreError as err:
+        except _BOTO_FAILURES as err:
             return [], [describe_failure(region, "ec2.DescribeCapacityReservations", err)]
         return [reservation_from_api(i) for i in items], []
 
@@ -519,7 +519,7 @@ class AwsDiscovery:
             items = self._paginate(self.client("ec2", region), "describe_capacity_block_offerings",
                                    "CapacityBlockOfferings", InstanceType=instance_type, InstanceCount=count,
                                    StartDateRange=start, EndDateRange=end, CapacityDurationHours=hours)
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *_BOTO_FAILURES) as err:
             raise WizardError(describe_failure(region, "ec2.DescribeCapacityBlockOfferings", err),
                               "Capacity Blocks come in whole days (1-14) or weeks, for 1-64 instances") from None
         return [block_offering_from_api(i) for i in items]

@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ParamValidationError
+from botocore.parsers import ResponseParserError
 
 from ..core.manifests import EKS_UNSUPPORTED_ZONE_IDS
 from ..core.protocols import (
@@ -30,6 +31,10 @@ from ..core.protocols import (
     Unreachable,
 )
 from ..core.redact import redact
+
+# botocore's transport and parsing failures: a body that is not the service's XML/JSON (a proxy's HTML page,
+# a server's bare 500) raises ResponseParserError, which is not a BotoCoreError.
+BOTO_FAILURES = (BotoCoreError, ResponseParserError)
 
 NFS_PORT = 2049
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
@@ -68,7 +73,7 @@ def translate(err: BaseException, call: str) -> BackendError:
     if isinstance(err, ParamValidationError):
         return BackendError(f"{call} was called with bad parameters: {redact(str(err))[:300]}",
                             "this is a bug in dynamo-wizard; the step's log has the call")
-    if isinstance(err, BotoCoreError):
+    if isinstance(err, BOTO_FAILURES):
         return Unreachable(f"{call} could not reach AWS: {redact(str(err))[:200]}",
                            "check the network and the endpoint, then run the same command again")
     return BackendError(f"{call} failed: {redact(str(err))[:300]}")
@@ -103,7 +108,7 @@ class AwsOps:
         method = getattr(self.client(service), _snake(op))
         try:
             return method(**kwargs)
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, *BOTO_FAILURES) as err:
             raise translate(err, f"{service}.{op}") from None
 
     # -- EKS -----------------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ class AwsOps:
             if _code(err) == "ResourceNotFoundException":
                 return None
             raise translate(err, "eks.DescribeCluster") from None
-        except BotoCoreError as err:
+        except BOTO_FAILURES as err:
             raise translate(err, "eks.DescribeCluster") from None
         return cluster_from_api(raw, self.region)
 
@@ -134,7 +139,7 @@ class AwsOps:
             if _code(err) == "ValidationError" and "does not exist" in _message(err):
                 return None
             raise translate(err, "cloudformation.DescribeStacks") from None
-        except BotoCoreError as err:
+        except BOTO_FAILURES as err:
             raise translate(err, "cloudformation.DescribeStacks") from None
         return str(stacks[0].get("StackStatus")) if stacks else None
 
@@ -222,7 +227,7 @@ class AwsOps:
             if _code(err) == "FileSystemNotFound":
                 return None
             raise translate(err, "efs.DescribeFileSystems") from None
-        except BotoCoreError as err:
+        except BOTO_FAILURES as err:
             raise translate(err, "efs.DescribeFileSystems") from None
         return _fs(systems[0]) if systems else None
 

@@ -442,31 +442,34 @@ class _Provision:
         return done(f"cluster {name} is ACTIVE (Kubernetes {info.version or '?'})")
 
     def _cluster_of_an_earlier_stack(self, ctx: StepContext, name: str) -> ClusterInfo | None:
-        """eksctl found its stack made already. While that stack is being created, wait for its cluster and
-        adopt it (when it is ours); None when the stack failed or is gone (the caller says to clean up)."""
+        """eksctl found its stack made already. Its cluster, when it exists, is adopted (when it is ours);
+        while the stack is still being created (that attempt's eksctl outlived a killed apply, or runs
+        elsewhere), its cluster is waited for. None when the stack failed, or finished without a cluster
+        (deleted since): the caller says to clean up."""
         aws, plan = self.b.aws, self.plan
         stack = mf.eksctl_cluster_stack_name(plan)
-        status = aws.stack_status(stack)
-        if status is None or not (status.endswith("_IN_PROGRESS") or status.endswith("_COMPLETE")) \
-                or "ROLLBACK" in status or "DELETE" in status:
-            ctx.log(f"stack {stack} is {status or 'gone'}: it will not make the cluster")
-            return None
-        ctx.log(f"stack {stack} of an earlier attempt is {status}: waiting for its cluster (that attempt's eksctl "
-                "may still be running; a second cluster is not started)")
+        info = aws.describe_cluster(name)
+        if info is None:
+            status = aws.stack_status(stack)
+            if status != "CREATE_IN_PROGRESS":
+                ctx.log(f"stack {stack} is {status or 'gone'} and there is no cluster {name}: it will not make one")
+                return None
+            ctx.log(f"stack {stack} of an earlier attempt is {status}: waiting for its cluster (that attempt's "
+                    "eksctl may still be running; a second cluster is not started)")
 
-        def appeared() -> ClusterInfo | None:
-            info = aws.describe_cluster(name)
-            if info is not None:
-                return info
-            now = aws.stack_status(stack)
-            if now is None or "ROLLBACK" in now or "FAILED" in now or "DELETE" in now:
-                raise StepError(f"stack {stack} of an earlier attempt went {now or 'away'} before its cluster "
-                                "appeared", f"run `dynamo-wizard cleanup --deployment {plan.deployment}`, then "
-                                "apply again")
-            return None
+            def appeared() -> ClusterInfo | None:
+                found = aws.describe_cluster(name)
+                if found is not None:
+                    return found
+                now = aws.stack_status(stack)
+                if now != "CREATE_IN_PROGRESS":
+                    raise StepError(f"stack {stack} of an earlier attempt went {now or 'away'} without making "
+                                    f"cluster {name}", f"run `dynamo-wizard cleanup --deployment "
+                                    f"{plan.deployment}`, then apply again")
+                return None
 
-        info = self.wait(ctx, appeared, f"the cluster of stack {stack} to appear",
-                         timeout=STACK_CLUSTER_APPEARS * self.o.timeout_scale)
+            info = self.wait(ctx, appeared, f"the cluster of stack {stack} to appear",
+                             timeout=STACK_CLUSTER_APPEARS * self.o.timeout_scale)
         owner = info.tags.get(mf.TAG_DEPLOYMENT)
         if owner != plan.deployment:
             raise StepError(f"the cluster {name} that stack {stack} made is not deployment {plan.deployment}'s "

@@ -95,6 +95,8 @@ async def test_keyboard_selection_is_the_users_and_follow_is_not() -> None:
         steps.follow("helm")
         await wait_until(pilot, lambda: ("helm", False) in app.selected)
         steps.focus()
+        while not steps.has_focus_within:  # focus() takes effect on a later message cycle
+            await pilot.pause()
         await pilot.press("down")
         await wait_until(pilot, lambda: ("download", True) in app.selected)
         assert steps.selected_step == "download"

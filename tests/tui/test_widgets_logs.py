@@ -90,6 +90,8 @@ async def test_auto_scroll_stops_when_the_user_scrolls_up_and_end_follows_again(
         await wait_until(pilot, lambda: pane.line_count == 200)
         await wait_until(pilot, lambda: pane.scroll_y == pane.max_scroll_y and pane.max_scroll_y > 0)
         pane.focus()
+        while not pane.has_focus_within:  # focus() takes effect on a later message cycle
+            await pilot.pause()
         await pilot.press("pageup")
         await wait_until(pilot, lambda: pane.scroll_y < pane.max_scroll_y)
         held = pane.scroll_y

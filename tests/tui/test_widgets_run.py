@@ -70,6 +70,8 @@ async def test_monitor_follows_the_run_until_the_user_picks_a_step(tmp_path: Pat
         await wait_until(pilot, lambda: steps.status_of("helm") == "running")
         assert logs.shown_step == "helm" and steps.selected_step == "helm"
         steps.focus()
+        while not steps.has_focus_within:  # focus() takes effect on a later message cycle
+            await pilot.pause()
         await pilot.press("up")  # the user picks "graphs": following stops
         await wait_until(pilot, lambda: logs.shown_step == "graphs")
         assert not app.monitor.following

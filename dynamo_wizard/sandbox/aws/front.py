@@ -104,6 +104,7 @@ class MotoApp:
         if self._app is None:
             with self._init_lock:
                 if self._app is None:
+                    import werkzeug.test  # noqa: F401 - before moto, in this one thread (see `call`)
                     from moto.server import DomainDispatcherApplication, create_backend_app
 
                     app = DomainDispatcherApplication(create_backend_app)
@@ -112,13 +113,15 @@ class MotoApp:
         return self._app
 
     def call(self, method: str, url: str, headers: dict[str, str], body: bytes, mutating: bool) -> Response:
+        # moto (and werkzeug with it) is imported once, under the init lock: two threads importing werkzeug's
+        # modules at once (the warm-up and a first request) can see them half initialised.
+        app = self.app
         from werkzeug.test import EnvironBuilder, run_wsgi_app
 
         split = urlsplit(url)
         builder = EnvironBuilder(path=split.path, method=method, query_string=split.query, headers=list(headers.items()),
                                  data=body, base_url="http://127.0.0.1")
         environ = builder.get_environ()
-        app = self.app
         with self.lock:
             if mutating:
                 self.mutations += 1

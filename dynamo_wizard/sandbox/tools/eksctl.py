@@ -297,6 +297,9 @@ async def create_cluster(ctx: ToolContext, flags: dict[str, Any]) -> int:
         _fail(ctx, f'unexpected status "{(stack or {}).get("StackStatus")}" while waiting for CloudFormation stack '
                    f'"{stack_name}"')
         _error(ctx, f'failed to create cluster "{name}"')
+    # moto finished the stack at once; CloudFormation keeps it CREATE_IN_PROGRESS until its control plane
+    # (the EKS cluster, made below) is up.
+    ctx.hub.set_stack_status(region, stack_name, "CREATE_IN_PROGRESS")
     while ctx.hub.faults.held("eksctl-stack"):  # a test holds the stack here (real ones take minutes)
         await asyncio.sleep(0.02)
     subnets = outputs["SubnetsPublic"].split(",") + outputs["SubnetsPrivate"].split(",")
@@ -344,6 +347,9 @@ async def create_cluster(ctx: ToolContext, flags: dict[str, Any]) -> int:
                        f'"{stack_name}"')
             _error(ctx, f'failed to create cluster "{name}"')
         if cluster.get("status") == "ACTIVE" and cluster.get("endpoint"):
+            now = await _stack(ctx, region, stack_name)
+            if (now or {}).get("StackStatus") == "CREATE_IN_PROGRESS":  # not if deleted meanwhile
+                ctx.hub.set_stack_status(region, stack_name, "CREATE_COMPLETE")
             break
     await ctx.sleep(ctx.clock.real("eksctl_cp_ready_wait"))
     _info(ctx, "waiting for the control plane to become ready")

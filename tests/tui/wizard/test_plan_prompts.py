@@ -106,6 +106,8 @@ async def test_plan_prompts_write_the_same_plan_as_the_tui(wizard_sandbox: AwsDi
         await pilot.press("space")
         app.screen.query_one("#fallback").value = "on-demand"  # type: ignore[attr-defined]
         reservations.focus()
+        while not reservations.has_focus_within:  # focus() takes effect on a later message cycle
+            await pilot.pause()
         await pilot.press("enter")
         await on_screen(app, pilot, "serving")
         app.screen.query_one("#modes", ChoiceTable).highlight("disagg-tcp")

@@ -285,6 +285,8 @@ async def test_capacity_tags_are_validated(wizard_sandbox: AwsDiscovery) -> None
         await enter_until(app, pilot, "capacity")
         tags = app.screen.query_one("#tags")
         tags.focus()
+        while not tags.has_focus_within:  # focus() takes effect on a later message cycle
+            await pilot.pause()
         await pilot.press(*"team")
         await pilot.press("enter")
         await pilot.pause()
@@ -324,6 +326,8 @@ async def test_serving_explains_modes_and_models_and_checks_fit(wizard_sandbox: 
         replicas = app.screen.query_one("#replicas")
         replicas.value = "0"  # type: ignore[attr-defined]
         replicas.focus()
+        while not replicas.has_focus_within:  # focus() takes effect on a later message cycle
+            await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen.step == "serving" and "out of range" in status(app)
