@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -242,8 +243,11 @@ def _first_error_line(lines: tuple[str, ...] | list[str]) -> str:
     for marks in (("[✖]",), ("Error:",), ("error", "Error", "ERROR")):
         for line in reversed(lines):
             if any(m in line for m in marks):
-                return line.strip()
+                return _TOOL_TIMESTAMP.sub("", line.strip())
     return lines[-1].strip() if lines else "no output"
+
+
+_TOOL_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+")  # eksctl's line prefix
 
 
 def pick_mount_subnets(subnets: list[SubnetInfo]) -> dict[str, SubnetInfo]:

@@ -154,7 +154,7 @@ class WelcomeScreen(WizardScreen):
                               available=not no_aws, reason=no_aws_reason if no_aws else ""))
         for d in self.deployments:
             kinds = ", ".join(d.kinds[:4]) + ("…" if len(d.kinds) > 4 else "")
-            live = f"{d.live_resources} resources live" + (f" ({kinds})" if kinds else "")
+            live = f"{d.live_resources} resource{'' if d.live_resources == 1 else 's'} live" + (f" ({kinds})" if kinds else "")
             rows.append(ChoiceRow(f"resume:{d.name}", (f"Resume {d.name}", live),
                                   available=d.plan_path is not None,
                                   reason="" if d.plan_path else "no plan was kept for it"))

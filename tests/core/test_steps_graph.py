@@ -114,3 +114,16 @@ def test_a_download_job_is_reused_only_for_the_same_model_and_memory() -> None:
 def test_helm_runs_without_its_own_wait() -> None:
     assert _without_wait(["upgrade", "--install", "r", "c", "--wait", "--timeout", "15m", "-f", "v.yaml"]) == \
         ["upgrade", "--install", "r", "c", "-f", "v.yaml"]
+
+
+def test_a_tools_failure_is_named_by_its_cause_line_not_its_closing_summary() -> None:
+    from dynamo_wizard.core.steps import _first_error_line
+
+    eksctl = ["2026-11-28 22:52:23 [ℹ]  using region us-east-1",
+              "2026-11-28 22:52:23 [✖]  creating CloudFormation stack \"eksctl-demo-cluster\": AlreadyExistsException",
+              "Error: failed to create cluster \"demo\""]
+    assert _first_error_line(eksctl) == '[✖]  creating CloudFormation stack "eksctl-demo-cluster": AlreadyExistsException'
+    helm = ["Release \"dynamo-platform\" does not exist. Installing it now.",
+            "Error: INSTALLATION FAILED: chart not found"]
+    assert _first_error_line(helm) == "Error: INSTALLATION FAILED: chart not found"
+    assert _first_error_line([]) == "no output"

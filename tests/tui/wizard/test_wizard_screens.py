@@ -575,7 +575,7 @@ async def test_welcome_resumes_or_cleans_up_a_known_deployment(wizard_sandbox: A
         await on_screen(app, pilot, "welcome")
         actions = table(app, "#actions")
         resume, cleanup = actions.row("resume:earlier"), actions.row("cleanup:earlier")
-        assert resume is not None and resume.available and "1 resources live (eks-cluster)" in str(resume.cells[1])
+        assert resume is not None and resume.available and "1 resource live (eks-cluster)" in str(resume.cells[1])
         assert cleanup is not None
         # The name of a new plan must not clash with it.
         app.screen.query_one("#deployment").value = "earlier"  # type: ignore[attr-defined]
