@@ -169,7 +169,7 @@ def test_gpu_pod_gets_a_node_from_the_gpu_pool_with_the_event_sequence(offline_c
                                                                        gpu_pool: None) -> None:
     core = client.CoreV1Api(offline_cluster.api)
     _ns(offline_cluster.api, "gpu")
-    added: list[dict[str, Any]] = []  # events in the order they were created, as a watch sees them
+    added: list[dict[str, Any]] = []  # events as the watch sees them
     stream = watch.Watch()
 
     def record() -> None:
@@ -181,6 +181,11 @@ def test_gpu_pod_gets_a_node_from_the_gpu_pool_with_the_event_sequence(offline_c
             pass  # stream.stop() shuts the socket down under the reader
     recorder = threading.Thread(target=record, daemon=True)
     recorder.start()
+    # The watch is live once it sees an event made after it started; from then on it sees events in the
+    # order they are made (its initial listing, were it to hold the pod's first events, is in name order).
+    core.create_namespaced_event("gpu", {"metadata": {"name": "probe"}, "reason": "Probe", "message": "probe",
+                                         "involvedObject": {"kind": "Namespace", "name": "gpu"}, "type": "Normal"})
+    wait_for(lambda: any(e["metadata"]["name"] == "probe" for e in added), what="the event watch")
     core.create_namespaced_pod("gpu", {"metadata": {"name": "worker"}, "spec": {
         "nodeSelector": {"node.kubernetes.io/instance-type": "g6e.2xlarge"}, "tolerations": TOLERATE_GPU,
         "containers": [{"name": "main", "image": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.0.0-efa-amd64",
