@@ -26,6 +26,8 @@ from dynamo_wizard.screens.cleanup import CleanupScreen
 from dynamo_wizard.tui.app import WizardApp
 from dynamo_wizard.tui.widgets.confirm import ConfirmDialog
 
+from ..tui.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 NS = "dynamo-system"
 
@@ -161,32 +163,21 @@ async def test_the_wizard_app_reaches_cleanup_and_it_deletes_everything(sandbox_
     _apply(tmp_path, "sbx-tui")
     app = WizardApp(screens={"welcome": _Welcome}, use_draft=False, mode="sandbox")
     async with app.run_test(size=(140, 40)) as pilot:
-        await _until(pilot, lambda: isinstance(app.screen, _Welcome))
+        await wait_until(pilot, lambda: isinstance(app.screen, _Welcome), 60)
         app.start_cleanup("sbx-tui")
-        await _until(pilot, lambda: isinstance(app.screen, CleanupScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, CleanupScreen), 60)
         screen: Any = app.screen
         assert app.is_screen_installed("cleanup")
-        await _until(pilot, lambda: screen.state == "listing" and screen.inventory is not None, 120)
+        await wait_until(pilot, lambda: screen.state == "listing" and screen.inventory is not None, 120)
         assert screen.inventory.deployment == "sbx-tui" and len(screen.checked) > 15
         await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 60)
         await pilot.press(*"sbx-tui", "enter")
-        await _until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 180)
+        await wait_until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 180)
         assert screen.state == "done", screen.result_text
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, _Welcome))
+        await wait_until(pilot, lambda: isinstance(app.screen, _Welcome), 60)
         app.action_cleanup()  # the command palette's entry: no deployment given, so it asks which
-        await _until(pilot, lambda: isinstance(app.screen, CleanupScreen) and app.screen is not screen)
+        await wait_until(pilot, lambda: isinstance(app.screen, CleanupScreen) and app.screen is not screen, 60)
         assert app.screen.state in ("picking", "loading")  # type: ignore[attr-defined]
     assert OwnedAws("us-east-1").tagged_leftovers("sbx-tui") == []
-
-
-async def _until(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)

@@ -13,6 +13,7 @@ from dynamo_wizard.core.ledger import Ledger
 from dynamo_wizard.screens.cleanup import CleanupScreen
 from dynamo_wizard.tui.widgets.confirm import ConfirmDialog
 
+from ..tui.waiting import wait_until
 from .conftest import Deployed
 
 
@@ -30,22 +31,10 @@ def _screen(d: Deployed, deployment: str | None = "demo", **kw: Any) -> CleanupS
         name, region="us-east-1", backend_factory=d.backend), **kw)
 
 
-async def _until(pilot: Any, condition: Any, timeout: float = 60.0) -> None:
-    """Wait on the screen's own state (workers post messages), with a deadline."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        if loop.time() > end:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
-
-
 async def test_the_list_shows_everything_checked_and_keys_toggle(deployed: Deployed) -> None:
     screen = _screen(deployed)
     async with Host(screen).run_test(size=(140, 40)) as pilot:
-        await _until(pilot, lambda: screen.state == "listing" and screen.inventory is not None)
+        await wait_until(pilot, lambda: screen.state == "listing" and screen.inventory is not None, 60)
         inv = screen.inventory
         assert inv is not None and len(screen.checked) == len(inv.live()) > 15
         assert screen.table.row_count == len(inv.items)
@@ -69,7 +58,7 @@ async def test_the_list_shows_everything_checked_and_keys_toggle(deployed: Deplo
 async def test_typed_confirmation_then_the_live_run_deletes_everything(deployed: Deployed) -> None:
     screen = _screen(deployed)
     async with Host(screen).run_test(size=(140, 40)) as pilot:
-        await _until(pilot, lambda: screen.state == "listing")
+        await wait_until(pilot, lambda: screen.state == "listing", 60)
         await pilot.press("enter")
         await pilot.pause()
         dialog = pilot.app.screen
@@ -78,8 +67,8 @@ async def test_typed_confirmation_then_the_live_run_deletes_everything(deployed:
         await pilot.pause()
         assert pilot.app.screen is dialog and screen.state == "listing"
         await pilot.press("o", "enter")
-        await _until(pilot, lambda: screen.state == "running" or screen.state in ("done", "failed"))
-        await _until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 120)
+        await wait_until(pilot, lambda: screen.state == "running" or screen.state in ("done", "failed"), 60)
+        await wait_until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 120)
         assert screen.state == "done", screen.result_text
         assert "Everything checked is gone" in screen.result_text
         assert screen.step_list.status_of(c.S_CLUSTER) == "done"
@@ -91,7 +80,7 @@ async def test_typed_confirmation_then_the_live_run_deletes_everything(deployed:
 async def test_keeping_the_cluster_deletes_the_rest_and_leaves_it(deployed: Deployed) -> None:
     screen = _screen(deployed)
     async with Host(screen).run_test(size=(140, 40)) as pilot:
-        await _until(pilot, lambda: screen.state == "listing")
+        await wait_until(pilot, lambda: screen.state == "listing", 60)
         inv = screen.inventory
         assert inv is not None
         for index, item in enumerate(inv.items):
@@ -101,7 +90,7 @@ async def test_keeping_the_cluster_deletes_the_rest_and_leaves_it(deployed: Depl
         await pilot.press("enter")
         await pilot.pause()
         await pilot.press(*"demo", "enter")
-        await _until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 120)
+        await wait_until(pilot, lambda: screen.state in ("done", "failed") and screen.left_after is not None, 120)
         assert screen.state == "done", screen.result_text
     owned = OwnedAws("us-east-1", deployed.session)
     assert owned.exists(c.Ref(c.CLUSTER, "demo"))
@@ -114,7 +103,7 @@ async def test_without_a_deployment_it_lists_the_known_ones(deployed: Deployed) 
     screen = _screen(deployed, deployment=None,
                      list_deployments=lambda: ({"demo": ("us-east-1", "ledger+tag")}, ["a note"]))
     async with Host(screen).run_test(size=(140, 40)) as pilot:
-        await _until(pilot, lambda: screen.state == "picking" and screen.query_one("#cleanup-picker").option_count)
+        await wait_until(pilot, lambda: screen.state == "picking" and screen.query_one("#cleanup-picker").option_count, 60)
         await pilot.press("enter")
-        await _until(pilot, lambda: screen.state == "listing" and screen.inventory is not None)
+        await wait_until(pilot, lambda: screen.state == "listing" and screen.inventory is not None, 60)
         assert screen.inventory is not None and screen.inventory.deployment == "demo"
