@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from .reference import SHARED  # ../shared/reference, or beside the clone's origin
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "reference"
 EXAMPLES = ROOT / "examples"
 
 
@@ -24,7 +25,8 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 @pytest.fixture
 def shared_reference() -> Path:
     if not SHARED.is_dir():
-        pytest.fail(f"upstream reference not found at {SHARED}; tests need ../shared beside the project")
+        pytest.fail(f"upstream reference not found at {SHARED}; tests need ../shared beside the project "
+                    "(or DYNAMO_WIZARD_SHARED_DIR)")
     return SHARED
 
 

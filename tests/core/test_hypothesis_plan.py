@@ -23,8 +23,9 @@ from dynamo_wizard.core.plan import parse_plan, plan_from_dict
 from dynamo_wizard.core.rules import check_plan, errors
 from dynamo_wizard.core.validate import render_and_check, validate_documents
 
+from ..reference import SHARED  # the same directory as the shared_reference fixture
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "reference"  # the same directory as the shared_reference fixture
 CATALOG = load_catalog()
 BASES = [yaml.safe_load((ROOT / "examples" / name).read_text())
          for name in ("agg.yaml", "disagg-efa.yaml", "disagg-tcp.yaml", "disagg-p5-reserved.yaml")]

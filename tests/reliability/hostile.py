@@ -37,8 +37,9 @@ from dynamo_wizard.core.plan import Plan, plan_from_dict
 from dynamo_wizard.core.validate import render_and_check, validate_documents
 from dynamo_wizard.tui.answers import Answers
 
+from ..reference import SHARED  # the same directory as the shared_reference fixture
+
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "reference"
 CATALOG: Catalog = load_catalog()
 EXAMPLES = {p.stem: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "examples").glob("*.yaml"))}
 
