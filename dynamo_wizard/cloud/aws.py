@@ -445,9 +445,10 @@ class AwsDiscovery:
         # that region did not describe takes its specs from the catalog.
         home = self._session.region_name or default_region()
         specs_region = home if home in asked else (asked[0] if asked else home)
-        specs_f = self._submit(specs_region, "ec2.DescribeInstanceTypes",
-                               lambda: self._gpu_specs(specs_region, fams)) if asked else None
-        jobs = {r: _RegionJob(self, r, fams, prices, specs_f) for r in asked}
+        jobs: dict[str, _RegionJob] = {}
+        if asked:
+            specs_f = self._submit(specs_region, "ec2.DescribeInstanceTypes", lambda: self._gpu_specs(specs_region, fams))
+            jobs = {r: _RegionJob(self, r, fams, prices, specs_f) for r in asked}
         for job in jobs.values():
             job.start()
         results: list[RegionSummary] = []
@@ -537,16 +538,14 @@ class _RegionJob:
     """The calls of one region, submitted to the shared pool; `finish` assembles the summary."""
 
     def __init__(self, discovery: AwsDiscovery, region: str, families: tuple[str, ...], prices: bool,
-                 specs_f: Future[tuple[Any, str | None]] | None = None) -> None:
+                 specs_f: Future[tuple[Any, str | None]]) -> None:
         self.d, self.region, self.families, self.prices = discovery, region, families, prices
-        self.shared_specs_f = specs_f
+        self.specs_f = specs_f  # the specs, asked once for all the regions (see region_summaries)
         self.notes: list[str] = []
 
     def start(self) -> None:
         d, r = self.d, self.region
         self.zones_f = d._submit(r, "ec2.DescribeAvailabilityZones", lambda: d._zones_raw(r))
-        self.specs_f = self.shared_specs_f or d._submit(r, "ec2.DescribeInstanceTypes",
-                                                        lambda: d._gpu_specs(r, self.families))
         self.quota_f = {
             key: d._submit(r, f"service-quotas.GetServiceQuota({code})", functools.partial(d._quota, r, code))
             for key, (code, _) in QUOTA_CODES.items()
